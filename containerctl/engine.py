@@ -1,0 +1,383 @@
+"""The only module that talks to Docker (through the docker SDK's low-level APIClient).
+
+Everything above speaks in containerctl's own types: plain dicts for inspect data, `ContainerSpec`
+from runspec.py for creation, and ContainerctlError subclasses for every failure, each with a
+one-line cause and a fix. `docker` is imported lazily so that `containerctl --help` stays fast.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import EngineError, HostError, ImageError, NotFound
+
+LABEL_PREFIX = "io.containerctl."
+MANAGED = LABEL_PREFIX + "managed"
+
+START_HINT = (
+    "start the engine (`dockerd &`, or `systemctl start docker`), or point DOCKER_HOST at one "
+    "(unix:///var/run/docker.sock, ssh://user@host)"
+)
+
+
+@dataclass
+class ContainerInfo:
+    id: str
+    name: str
+    status: str  # created, running, exited, ...
+    image: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+def _docker():
+    import docker  # noqa: WPS433 (lazy on purpose)
+
+    return docker
+
+
+def explain_refusal(msg: str) -> tuple[str, str]:
+    """Turn Docker's raw refusal text into (cause, fix)."""
+    m = msg.lower()
+    if "unable to apply caps" in m:
+        return ("the engine refused the capabilities asked for (privileged or cap_add ALL): "
+                "this host withholds a capability from containers",
+                "set `--set container.privileged=false` and/or drop `ALL` from container.cap_add "
+                "(list devices explicitly instead)")
+    if "rlimit" in m or "ulimit" in m:
+        return ("the engine refused a ulimit above the host's hard limit (memlock=-1 needs an "
+                "unlimited hard memlock for dockerd)",
+                "raise dockerd's LimitMEMLOCK (systemd) or lower it: "
+                "`--set container.ulimits.memlock=8M`")
+    if "could not select device driver" in m and "gpu" in m:
+        return ("`--gpus` needs the NVIDIA container runtime, which this engine lacks",
+                "use device nodes instead (profile nvidia-h200 does), or install "
+                "nvidia-container-toolkit")
+    if "no such file or directory" in m and "/dev/" in m:
+        return ("a device node the profile maps does not exist on the host: " + msg.strip()[:200],
+                "check the profile's container.devices against `ls /dev` on the host")
+    if "bind source path does not exist" in m or "invalid mount config" in m:
+        return ("a volume source does not exist on the host: " + msg.strip()[:200],
+                "create the directory or fix container.volumes in the profile / site overlay")
+    return (msg.strip().splitlines()[0][:300] if msg.strip() else "the engine refused",
+            "see `containerctl doctor` for what this host allows")
+
+
+class Engine:
+    def __init__(self, base_url: str | None = None, timeout: int = 600):
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self._timeout = timeout
+        self._api = None
+
+    # -- connection ---------------------------------------------------------------------
+    @property
+    def api(self):
+        if self._api is None:
+            docker = _docker()
+            try:
+                use_ssh = self.base_url.startswith("ssh://")
+                api = docker.APIClient(base_url=self.base_url, timeout=self._timeout,
+                                       version="auto", use_ssh_client=use_ssh)
+            except docker.errors.DockerException as exc:
+                raise self._unreachable(exc) from None
+            self._api = api
+        return self._api
+
+    def _unreachable(self, exc: Exception) -> EngineError:
+        text = str(exc)
+        if "Permission denied" in text or "PermissionError" in text:
+            return EngineError(f"permission denied on the Docker engine at {self.base_url}",
+                               "run as root or add your user to the `docker` group")
+        return EngineError(f"cannot reach a Docker engine at {self.base_url}", START_HINT)
+
+    def _call(self, fn: Callable, *args, what: str = "", **kwargs):
+        docker = _docker()
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound as exc:
+            raise NotFound(f"{what or 'object'} not found: {exc.explanation or exc}",
+                           "check the name with `containerctl ps`") from None
+        except docker.errors.APIError as exc:
+            cause, fix = explain_refusal(str(exc.explanation or exc))
+            raise EngineError(f"{what}: {cause}" if what else cause, fix) from None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException,
+                ConnectionError, FileNotFoundError) as exc:
+            raise self._unreachable(exc) from None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._call(self.api.ping))
+        except EngineError:
+            return False
+
+    def info(self) -> dict:
+        return self._call(self.api.info, what="docker info")
+
+    def version(self) -> dict:
+        return self._call(self.api.version, what="docker version")
+
+    # -- containers ---------------------------------------------------------------------
+    def find(self, name: str) -> ContainerInfo | None:
+        try:
+            d = self.api.inspect_container(name)
+        except _docker().errors.NotFound:
+            return None
+        except Exception as exc:  # connection problems
+            self._call(lambda: (_ for _ in ()).throw(exc))
+            raise
+        return ContainerInfo(id=d["Id"], name=d["Name"].lstrip("/"), status=d["State"]["Status"],
+                             image=d["Config"]["Image"], labels=d["Config"].get("Labels") or {})
+
+    def inspect(self, name: str) -> dict:
+        return self._call(self.api.inspect_container, name, what=f"container {name}")
+
+    def list(self, labels: dict[str, str] | None = None, all: bool = True) -> list[ContainerInfo]:
+        filt = [MANAGED + "=1"] + [f"{k}={v}" for k, v in (labels or {}).items()]
+        rows = self._call(self.api.containers, all=all, filters={"label": filt}, what="list")
+        out = []
+        for r in rows:
+            out.append(ContainerInfo(id=r["Id"], name=r["Names"][0].lstrip("/"), status=r["State"],
+                                     image=r["Image"], labels=r.get("Labels") or {}))
+        return sorted(out, key=lambda c: c.name)
+
+    def create_and_start(self, spec) -> str:
+        """Create and start a container from a runspec.ContainerSpec. If the engine refuses the
+        start, the created container is removed: a failed `up` leaves nothing behind."""
+        api = self.api
+        hc = self._call(api.create_host_config, **spec.host_config, what="host config")
+        kwargs = dict(image=spec.image, command=spec.command, name=spec.name, labels=spec.labels,
+                      environment=spec.env, working_dir=spec.workdir or None, host_config=hc,
+                      detach=True, tty=True, stdin_open=True, hostname=spec.hostname or None)
+        created = self._call(api.create_container, what=f"create {spec.name}", **kwargs)
+        cid = created["Id"]
+        try:
+            self._call(api.start, cid, what=f"start {spec.name}")
+        except BaseException:
+            self.remove(cid, force=True)
+            raise
+        return cid
+
+    def start(self, name: str) -> None:
+        self._call(self.api.start, name, what=f"start {name}")
+
+    def stop(self, name: str, timeout: int = 10) -> None:
+        self._call(self.api.stop, name, timeout=timeout, what=f"stop {name}")
+
+    def restart(self, name: str, timeout: int = 10) -> None:
+        self._call(self.api.restart, name, timeout=timeout, what=f"restart {name}")
+
+    def remove(self, name: str, force: bool = True, volumes: bool = False) -> None:
+        try:
+            self.api.remove_container(name, force=force, v=volumes)
+        except _docker().errors.NotFound:
+            pass
+        except _docker().errors.APIError as exc:
+            if "removal of container" in str(exc) and "already in progress" in str(exc):
+                return
+            raise EngineError(f"could not remove {name}: {exc.explanation}",
+                              "retry, or `docker rm -f` it") from None
+
+    def logs(self, name: str, follow: bool = False, tail: str | int = "all") -> Iterator[bytes]:
+        if follow:
+            return self._call(self.api.logs, name, stream=True, follow=True, tail=tail,
+                              what=f"logs {name}")
+        return iter([self._call(self.api.logs, name, tail=tail, what=f"logs {name}")])
+
+    # -- volumes ------------------------------------------------------------------------
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.api.inspect_volume(name)
+            return True
+        except _docker().errors.NotFound:
+            return False
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.api.remove_volume(name, force=True)
+        except _docker().errors.NotFound:
+            pass
+
+    # -- exec ---------------------------------------------------------------------------
+    def exec(self, container: str, cmd: list[str] | str, *, env: dict | None = None,
+             workdir: str | None = None, on_output: Callable[[bytes], None] | None = None,
+             tty: bool = False, user: str = "") -> int:
+        """Run a command in a running container, streaming its output to `on_output`; return
+        its exit code. stdout and stderr are merged (as a terminal shows them)."""
+        api = self.api
+        ex = self._call(api.exec_create, container, cmd, environment=env, workdir=workdir,
+                        tty=tty, user=user, what=f"exec in {container}")
+        stream = self._call(api.exec_start, ex["Id"], stream=True, tty=tty, demux=False,
+                            what=f"exec in {container}")
+        for chunk in stream:
+            if on_output and chunk:
+                on_output(chunk)
+        # exec_inspect can briefly report Running after the stream ends
+        for _ in range(50):
+            st = self._call(api.exec_inspect, ex["Id"], what="exec inspect")
+            if not st.get("Running"):
+                return int(st.get("ExitCode") or 0)
+            time.sleep(0.05)
+        return int(st.get("ExitCode") or 0)
+
+    def exec_capture(self, container: str, cmd: list[str] | str, **kw) -> tuple[int, str]:
+        buf = bytearray()
+        code = self.exec(container, cmd, on_output=buf.extend, **kw)
+        return code, buf.decode("utf-8", "replace")
+
+    def exec_socket(self, container: str, cmd: list[str], tty: bool, env: dict | None = None,
+                    workdir: str | None = None):
+        """An interactive exec: returns (exec_id, raw socket) for `containerctl shell`."""
+        ex = self._call(self.api.exec_create, container, cmd, stdin=True, tty=tty,
+                        environment=env, workdir=workdir, what=f"exec in {container}")
+        sock = self._call(self.api.exec_start, ex["Id"], tty=tty, socket=True, what="exec")
+        return ex["Id"], sock
+
+    def exec_exit_code(self, exec_id: str) -> int:
+        return int(self._call(self.api.exec_inspect, exec_id)["ExitCode"] or 0)
+
+    def put_dir(self, container: str, src: Path, dest: str, arcname: str | None = None,
+                exclude: Callable[[str], bool] | None = None) -> None:
+        """Copy a host directory into the container at dest/arcname (like `docker cp`)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(str(src), arcname=arcname or src.name,
+                    filter=(lambda ti: None if exclude and exclude(ti.name) else ti))
+        self._call(self.api.put_archive, container, dest, buf.getvalue(),
+                   what=f"copy into {container}")
+
+    def put_file(self, container: str, dest_dir: str, name: str, data: bytes, mode: int = 0o644):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = mode
+            ti.mtime = int(time.time())
+            tar.addfile(ti, io.BytesIO(data))
+        self._call(self.api.put_archive, container, dest_dir, buf.getvalue(),
+                   what=f"copy into {container}")
+
+    # -- images -------------------------------------------------------------------------
+    def image_id(self, ref: str) -> str | None:
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except _docker().errors.NotFound:
+            return None
+        except _docker().errors.APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def image_exists(self, ref: str) -> bool:
+        return self.image_id(ref) is not None
+
+    def image_inspect(self, ref: str) -> dict:
+        return self._call(self.api.inspect_image, ref, what=f"image {ref}")
+
+    def images(self, label: str | None = None) -> list[dict]:
+        filters = {"label": [label]} if label else None
+        return self._call(self.api.images, filters=filters, what="images")
+
+    def tag(self, image: str, repo: str, tag: str) -> None:
+        self._call(self.api.tag, image, repo, tag, force=True, what="tag")
+
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        try:
+            self.api.remove_image(ref, force=force)
+        except _docker().errors.NotFound:
+            pass
+
+    def build_image(self, context_dir: Path, tag: str, *, labels: dict[str, str] | None = None,
+                    nocache: bool = False, on_line: Callable[[str], None] | None = None,
+                    dockerfile: str = "Dockerfile", network_mode: str | None = None,
+                    buildargs: dict | None = None) -> str:
+        """Build `context_dir/Dockerfile` and tag it; stream each output line to `on_line`.
+        Returns the image id. A failed step raises ImageError naming the step."""
+        api = self.api
+        image_id = None
+        last_step = ""
+        tail: list[str] = []
+        stream = self._call(api.build, path=str(context_dir), dockerfile=dockerfile, tag=tag,
+                            labels=labels or {}, nocache=nocache, rm=True, forcerm=True,
+                            decode=True, network_mode=network_mode, buildargs=buildargs or {},
+                            what=f"build {tag}")
+        try:
+            for msg in stream:
+                if "stream" in msg:
+                    for line in msg["stream"].splitlines():
+                        if line.startswith("Step "):
+                            last_step = line
+                        tail.append(line)
+                        del tail[:-20]
+                        if on_line:
+                            on_line(line)
+                if "aux" in msg and isinstance(msg["aux"], dict) and "ID" in msg["aux"]:
+                    image_id = msg["aux"]["ID"]
+                if "error" in msg:
+                    err = msg.get("error", "").strip()
+                    raise ImageError(f"image build {tag} failed at {last_step or 'start'}: "
+                                     f"{err.splitlines()[-1] if err else 'unknown error'}",
+                                     "see the build output above; fix the block's options or "
+                                     "retry with --no-cache")
+        except _docker().errors.APIError as exc:
+            raise ImageError(f"image build {tag} failed: {exc.explanation}", "see the output") from None
+        return image_id or self.image_id(tag) or ""
+
+    def import_image(self, tar_path: Path, ref: str, changes: list[str] | None = None) -> str:
+        """`docker import` a root filesystem tarball (offline base images)."""
+        repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+        self._call(self.api.import_image_from_file, str(tar_path), repository=repo, tag=tag,
+                   changes=changes, what=f"import {ref}")
+        iid = self.image_id(ref)
+        if not iid:
+            raise ImageError(f"import of {ref} produced no image", "check the tarball")
+        return iid
+
+    # -- probes -------------------------------------------------------------------------
+    def probe(self, image: str, host_config: dict[str, Any], command: list[str] | None = None,
+              ) -> tuple[bool, str]:
+        """Try to start a throwaway container with these host-config options. Returns (ok, raw
+        engine message). Leaves nothing behind."""
+        api = self.api
+        try:
+            hc = api.create_host_config(**host_config)
+            c = api.create_container(image=image, command=command or ["true"], host_config=hc,
+                                     labels={LABEL_PREFIX + "probe": "1"})
+        except _docker().errors.APIError as exc:
+            return False, str(exc.explanation or exc)
+        except _docker().errors.DockerException as exc:
+            return False, str(exc)
+        try:
+            api.start(c["Id"])
+            api.wait(c["Id"], timeout=30)
+            return True, ""
+        except _docker().errors.APIError as exc:
+            return False, str(exc.explanation or exc)
+        finally:
+            try:
+                api.remove_container(c["Id"], force=True)
+            except Exception:
+                pass
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(base_url: str | None = None) -> Engine:
+    key = base_url or os.environ.get("DOCKER_HOST") or ""
+    if key not in _ENGINES:
+        _ENGINES[key] = Engine(base_url)
+    return _ENGINES[key]
+
+
+def host_is_local(engine: Engine) -> bool:
+    return engine.base_url.startswith("unix://") or engine.base_url.startswith("npipe://")

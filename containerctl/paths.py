@@ -1,0 +1,48 @@
+"""Where things live: built-in data (works from a source checkout and from an installed wheel),
+user config, and the state/results directory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """Built-in data directory: profiles, images, Dockerfile.templates, workloads."""
+    installed = _PKG / "_data" / name
+    if installed.is_dir():
+        return installed
+    return _PKG.parent / name
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "containerctl"
+
+
+def home() -> Path:
+    """State, logs and results. CONTAINERCTL_HOME overrides (tests use a temp dir)."""
+    env = os.environ.get("CONTAINERCTL_HOME")
+    if env:
+        p = Path(env)
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        p = Path(base) / "containerctl"
+    return p
+
+
+def ensure(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write-then-rename so a reader never sees half a file and a crash loses nothing old."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
