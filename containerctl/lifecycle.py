@@ -1,0 +1,160 @@
+"""up / down / ps / restart, converging like docker compose: containers carry io.containerctl.*
+labels (profile, config hash); the same config is a no-op, a changed one is recreated (the
+workspace volume is kept), and a failed `up` leaves nothing behind."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from . import paths
+from .engine import MANAGED, ContainerInfo, Engine
+from .errors import HostError, NotFound, UsageError
+from .hostcheck import check_spec, raise_first
+from .profiles import Profile, load_profile
+from .runspec import LABEL, ContainerSpec, build_spec, default_name
+
+
+@dataclass
+class UpResult:
+    action: str          # noop | started | created | recreated | dry-run
+    name: str
+    spec: ContainerSpec
+    container_id: str | None = None
+    reason: str = ""
+
+
+@contextlib.contextmanager
+def name_lock(name: str) -> Iterator[None]:
+    """Serialise lifecycle operations on one container name across processes."""
+    d = paths.ensure(paths.home() / "locks")
+    fd = os.open(str(d / f"{name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def is_image_spec(name: str) -> bool:
+    try:
+        from . import images
+        return any(s.name == name for s in images.list_images())
+    except Exception:
+        return False
+
+
+def resolve_image(engine: Engine | None, profile: Profile, build: bool = True,
+                  on_line: Callable[[str], None] | None = None) -> str:
+    """The image reference a profile's container runs: a built-in image spec is built when
+    missing (tagged by content hash); a literal reference must already be on the host."""
+    if is_image_spec(profile.image):
+        from . import images
+        spec = images.load_image(profile.image)
+        if not build or engine is None:
+            try:
+                return images.image_tag(spec, profile.image_args, engine)
+            except Exception:
+                return f"containerctl/{profile.image}:<built-at-up>"
+        return images.ensure_image(engine, profile.image, overrides=profile.image_args,
+                                   on_line=on_line)
+    if engine is not None and build and not engine.image_exists(profile.image):
+        raise HostError(f"image {profile.image} (profile {profile.name}) is not on this host and "
+                        "no registry is used", "`docker load` it or build it, or set `image:` to a "
+                        "built-in image from `containerctl image list`")
+    return profile.image
+
+
+def plan(profile: Profile, name: str | None = None, engine: Engine | None = None,
+         build: bool = False, on_line=None, check_devices: bool = True) -> ContainerSpec:
+    image = resolve_image(engine, profile, build=build, on_line=on_line)
+    return build_spec(profile, image, name=name, check_devices=check_devices)
+
+
+def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate: bool = False,
+       on_line: Callable[[str], None] | None = None, on_status: Callable[[str], None] | None = None
+       ) -> UpResult:
+    name = name or default_name(profile)
+    status = on_status or (lambda _m: None)
+    with name_lock(name):
+        existing = engine.find(name)
+        if existing is not None and MANAGED not in existing.labels:
+            raise UsageError(f"a container named {name} exists and is not managed by containerctl",
+                             "remove or rename it, or pass --name to use another name")
+        if existing is not None and not force_recreate:
+            # fast path: compare the hash without building anything when the image is a literal
+            spec = plan(profile, name, engine, build=False, check_devices=False)
+            if spec.image.endswith("<built-at-up>") or not engine.image_exists(spec.image):
+                spec = plan(profile, name, engine, build=True, on_line=on_line)
+            if existing.labels.get(LABEL + "config-hash") == spec.config_hash:
+                if existing.running:
+                    return UpResult("noop", name, spec, existing.id, "configuration unchanged")
+                status(f"starting {name}")
+                engine.start(name)
+                return UpResult("started", name, spec, existing.id, "was " + existing.status)
+        # what the host lacks is said before anything is built or created
+        raise_first(check_spec(engine, build_spec(profile, profile.image, name=name),
+                               probes=False), profile.name)
+        spec = plan(profile, name, engine, build=True, on_line=on_line)
+        raise_first(check_spec(engine, spec), profile.name)
+        action = "created"
+        reason = ""
+        if existing is not None:
+            reason = "forced" if force_recreate else "configuration changed"
+            status(f"recreating {name} ({reason}); the workspace volume is kept")
+            engine.remove(name, force=True)
+            action = "recreated"
+        status(f"creating {name} from {spec.image}")
+        cid = engine.create_and_start(spec)
+        return UpResult(action, name, spec, cid, reason)
+
+
+def down(engine: Engine, name: str, volumes: bool = False) -> list[str]:
+    """Remove the container; the workspace volume and results stay unless volumes=True."""
+    removed = []
+    with name_lock(name):
+        c = engine.find(name)
+        if c is None:
+            raise NotFound(f"no container named {name}", "see `containerctl ps`")
+        if MANAGED not in c.labels:
+            raise UsageError(f"{name} is not managed by containerctl", "use docker rm for it")
+        vol = c.labels.get(LABEL + "workspace-volume")
+        engine.remove(name, force=True)
+        removed.append(name)
+        if volumes and vol:
+            engine.remove_volume(vol)
+            removed.append(f"volume {vol}")
+    return removed
+
+
+def ps(engine: Engine) -> list[ContainerInfo]:
+    return engine.list()
+
+
+def resolve_target(engine: Engine, name: str | None = None, profile: str | None = None) -> str:
+    """Which container a command means: --name, --profile's default name, or the only one."""
+    if name:
+        return name
+    if profile:
+        return default_name(load_profile(profile))
+    rows = engine.list()
+    if len(rows) == 1:
+        return rows[0].name
+    if not rows:
+        raise NotFound("no containerctl container exists", "start one: containerctl up --profile P")
+    raise UsageError("several containers exist: " + ", ".join(r.name for r in rows),
+                     "say which with --name N or --profile P")
+
+
+def require_running(engine: Engine, name: str) -> ContainerInfo:
+    c = engine.find(name)
+    if c is None:
+        raise NotFound(f"no container named {name}", "create it: containerctl up --profile P")
+    if not c.running:
+        raise UsageError(f"container {name} is {c.status}, not running",
+                         f"start it: containerctl up --name {name} --profile "
+                         f"{c.labels.get(LABEL + 'profile', 'P')}")
+    return c

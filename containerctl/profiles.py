@@ -1,0 +1,503 @@
+"""Platform profiles: YAML files validated by pydantic, with `extends:`, a site overlay and
+`--set a.b=c`. Every error names the file, the line and the key, and suggests the nearest key.
+
+Search order for a profile name: ./profiles, $CONTAINERCTL_PROFILE_PATH (colon separated),
+~/.config/containerctl/profiles, then the built-in profiles. A path to a .yaml file works too.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import paths
+from .errors import NotFound, ProfileError, UsageError
+
+# ---------------------------------------------------------------------------------------------
+# sizes
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB]?)\s*$")
+_MULT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: Union[str, int], what: str = "size") -> int:
+    """'128G', '64g', '100gb', '8MiB', 1024 → bytes (binary multiples, as docker does)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a size like 64G, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{what} must not be negative")
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ValueError(f"{what} {value!r} is not a size: use a number with K, M, G or T "
+                         f"(e.g. 64G)")
+    return int(float(m.group(1)) * _MULT[m.group(2).lower()])
+
+
+def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
+    """memlock: -1 | unlimited | 8M | "65535:65535" | {soft:, hard:} → (soft, hard)."""
+    def one(v):
+        if v in (-1, "-1", "unlimited"):
+            return -1
+        if isinstance(v, int):
+            return v
+        if name in ("memlock", "stack", "fsize", "data", "rss", "as", "core") and isinstance(v, str) \
+                and re.search(r"[kKmMgGtT]", v):
+            return parse_size(v, f"ulimit {name}")
+        try:
+            return int(str(v))
+        except ValueError:
+            raise ValueError(f"ulimit {name}: {v!r} is not a number, a size or -1") from None
+    if isinstance(value, dict):
+        extra = set(value) - {"soft", "hard"}
+        if extra:
+            raise ValueError(f"ulimit {name}: unknown keys {sorted(extra)} (use soft and hard)")
+        soft = one(value.get("soft", value.get("hard")))
+        hard = one(value.get("hard", value.get("soft")))
+        return soft, hard
+    if isinstance(value, str) and ":" in value:
+        s, h = value.split(":", 1)
+        return one(s), one(h)
+    v = one(value)
+    return v, v
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ContainerOpts(_Strict):
+    """What `docker run` gets. Field names follow the Engine API."""
+    privileged: bool = False
+    network_mode: Optional[str] = None        # host | bridge | none | <network>
+    pid_mode: Optional[str] = None            # host
+    ipc_mode: Optional[str] = None            # host | private | shareable
+    cap_add: list[str] = Field(default_factory=list)
+    cap_drop: list[str] = Field(default_factory=list)
+    security_opt: list[str] = Field(default_factory=list)
+    shm_size: Optional[Union[str, int]] = None
+    ulimits: dict[str, Any] = Field(default_factory=dict)
+    group_add: list[str] = Field(default_factory=list)
+    devices: list[str] = Field(default_factory=list)   # /dev/xpu0, /dev/xpu*, src:dst[:rwm]
+    gpus: Optional[Union[str, int]] = None              # "all" | N  (needs NVIDIA runtime)
+    cdi_devices: list[str] = Field(default_factory=list)  # nvidia.com/gpu=all
+    volumes: list[str] = Field(default_factory=list)    # src:dst[:ro]; src may be a volume name
+    workspace: Optional[str] = "/workspace"             # a named volume kept across recreate
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: Optional[str] = None
+    hostname: Optional[str] = None
+    command: list[str] = Field(default_factory=lambda: ["sleep", "infinity"])
+    optional_devices: bool = False   # true: a device glob matching nothing is a warning
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm(cls, v):
+        if v is None:
+            return v
+        parse_size(v, "shm_size")
+        return v
+
+    @field_validator("ulimits")
+    @classmethod
+    def _ul(cls, v):
+        for k, val in v.items():
+            parse_ulimit(k, val)
+        return v
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, v):
+        if isinstance(v, dict):
+            return {str(k): ("" if val is None else str(val)) for k, val in v.items()}
+        return v
+
+    @field_validator("volumes")
+    @classmethod
+    def _vols(cls, v):
+        for spec in v:
+            parts = spec.split(":")
+            if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1].startswith("/"):
+                raise ValueError(f"volume {spec!r} must be SRC:/container/path[:ro|rw]")
+            if len(parts) == 3 and parts[2] not in ("ro", "rw", "z", "Z", "ro,z", "rw,z"):
+                raise ValueError(f"volume {spec!r}: mode must be ro or rw")
+        return v
+
+
+class FlagCXOpts(_Strict):
+    """How FlagCX is built and run on this platform."""
+    source: str = "https://github.com/FlagOpen/FlagCX.git"
+    ref: Optional[str] = None
+    make_flags: list[str] = Field(default_factory=list)   # USE_NVIDIA=1 …
+    torch_adaptor: Optional[str] = None                    # nvidia, klx, metax …
+    device_home: Optional[str] = None
+    ccl_home: Optional[str] = None
+    mpi_home: Optional[str] = None
+    mpi_link: Optional[str] = None        # e.g. "-lmpi_cxx -lmpi"
+    visible_devices_env: Optional[str] = None              # CUDA_VISIBLE_DEVICES …
+    visible_devices: Optional[str] = None                  # "0,1"
+    nranks: int = Field(2, ge=1, le=4096)
+    dir: str = "/workspace/FlagCX"                         # where the source lives in the container
+    env: dict[str, str] = Field(default_factory=dict)      # carried into every stage and mpirun -x
+
+    @field_validator("make_flags")
+    @classmethod
+    def _flags(cls, v):
+        for f in v:
+            if not re.match(r"^[A-Z][A-Z0-9_]*=\S+$", f):
+                raise ValueError(f"make flag {f!r} must look like USE_NVIDIA=1")
+        return v
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, v):
+        if isinstance(v, dict):
+            return {str(k): ("" if val is None else str(val)) for k, val in v.items()}
+        return v
+
+
+class PerfOpts(_Strict):
+    colls: list[str] = Field(default_factory=lambda: ["allreduce"])
+    begin: str = "128K"
+    end: str = "4G"
+    factor: int = Field(2, ge=2)
+    warmup: int = Field(5, ge=0)
+    iters: int = Field(20, ge=1)
+    print_buffer: bool = True
+    extra_args: list[str] = Field(default_factory=list)
+    mpirun_args: list[str] = Field(default_factory=list)
+
+    @field_validator("begin", "end", mode="before")
+    @classmethod
+    def _sizes(cls, v):
+        parse_size(v, "perf size")
+        return str(v)
+
+
+class StageOpts(_Strict):
+    only: Optional[list[str]] = None      # the stages that apply (default: all that can)
+    timeouts: dict[str, int] = Field(default_factory=dict)
+    perf: PerfOpts = Field(default_factory=PerfOpts)
+    torch: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    platform: str = "generic"       # vendor key: nvidia, kunlunxin, metax, cambricon, … cpu
+    vendor_tool: Optional[str] = None  # nvidia-smi, xpu-smi … (doctor, detect)
+    extends: Optional[str] = None
+    image: str
+    image_args: dict[str, Any] = Field(default_factory=dict)
+    container: ContainerOpts = Field(default_factory=ContainerOpts)
+    flagcx: FlagCXOpts = Field(default_factory=FlagCXOpts)
+    stages: StageOpts = Field(default_factory=StageOpts)
+    references: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    # where it came from (not part of the file)
+    source_file: Optional[str] = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", v):
+            raise ValueError(f"name {v!r}: use lowercase letters, digits, '-', '_' or '.'")
+        return v
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+class _Located:
+    """Maps a key path (tuple) to the line where it appears in a YAML file."""
+
+    def __init__(self, node, file: str):
+        self.file = file
+        self.lines: dict[tuple, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node, path):
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                self.lines[path + (key,)] = k.start_mark.line + 1
+                self._walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self.lines[path + (i,)] = v.start_mark.line + 1
+                self._walk(v, path + (i,))
+
+    def line(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def read_yaml(path: Path) -> tuple[dict, _Located]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file", "check the path") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot read ({exc.__class__.__name__})",
+                           "give a readable UTF-8 YAML file") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProfileError(f"{where}: YAML syntax error: {problem}",
+                           "fix the indentation/quoting on that line") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}:1: a profile must be a mapping of keys, got "
+                           f"{type(data).__name__}", "start the file with `name: ...`")
+    return data, _Located(node, str(path))
+
+
+def _model_for(path: tuple):
+    """The pydantic model that owns the last key of `path` (for key suggestions)."""
+    model = Profile
+    for key in path[:-1]:
+        if isinstance(key, int):
+            continue
+        f = model.model_fields.get(key)
+        if f is None:
+            return None
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _Located] | None
+                       ) -> ProfileError:
+    err = exc.errors()[0]
+    path = tuple(err["loc"])
+    where_loc = (origin or {}).get(path[:1], loc) if origin else loc
+    line = where_loc.line(path)
+    where = f"{where_loc.file}:{line}" if line else where_loc.file
+    key = ".".join(str(p) for p in path) or "(top)"
+    if err["type"] == "extra_forbidden":
+        model = _model_for(path)
+        choices = list(model.model_fields) if model else []
+        near = difflib.get_close_matches(str(path[-1]), choices, n=1)
+        hint = f"did you mean `{'.'.join(str(p) for p in path[:-1] + (near[0],))}`?" if near \
+            else f"valid keys here: {', '.join(choices)}"
+        return ProfileError(f"{where}: unknown key `{key}`", hint)
+    if err["type"] == "missing":
+        return ProfileError(f"{where}: missing required key `{key}`",
+                            f"add `{path[-1]}:` to the profile (or `extends:` one that has it)")
+    msg = err["msg"].removeprefix("Value error, ")
+    return ProfileError(f"{where}: `{key}`: {msg}", "see `containerctl profile schema` for the "
+                        "expected type")
+
+
+# ---------------------------------------------------------------------------------------------
+# search, merge, overrides
+
+def search_dirs() -> list[Path]:
+    dirs = [Path.cwd() / "profiles"]
+    for p in os.environ.get("CONTAINERCTL_PROFILE_PATH", "").split(":"):
+        if p:
+            dirs.append(Path(p))
+    dirs.append(paths.config_dir() / "profiles")
+    dirs.append(paths.data_dir("profiles"))
+    return dirs
+
+
+def find_profile_file(name: str) -> Path:
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or os.sep in name:
+        if p.is_file():
+            return p
+        raise NotFound(f"profile file {name} does not exist", "check the path, or give a "
+                       "profile name from `containerctl profile list`")
+    for d in search_dirs():
+        for ext in (".yaml", ".yml"):
+            f = d / f"{name}{ext}"
+            if f.is_file():
+                return f
+    names = sorted(all_profile_names())
+    near = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean `{near[0]}`?" if near else "see `containerctl profile list`"
+    raise NotFound(f"no profile named `{name}`", hint)
+
+
+def all_profile_names() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for d in reversed(search_dirs()):   # earlier dirs win
+        if d.is_dir():
+            for f in sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml"))):
+                out[f.stem] = f
+    return out
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Dicts merge recursively; lists and scalars replace, except a key written `key+` whose
+    list is appended to the base's list (site overlays add volumes this way)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(k, str) and k.endswith("+"):
+            real = k[:-1]
+            cur = out.get(real) or []
+            if not isinstance(cur, list) or not isinstance(v, list):
+                raise UsageError(f"`{k}` appends to a list, but `{real}` is not a list",
+                                 f"write `{real}:` to replace it instead")
+            out[real] = cur + [x for x in v if x not in cur]
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_set(expr: str) -> tuple[list[str], Any]:
+    if "=" not in expr:
+        raise UsageError(f"--set {expr!r} is not KEY=VALUE",
+                         "write e.g. --set container.shm_size=64G")
+    key, _, raw = expr.partition("=")
+    key = key.strip()
+    if not key or not re.match(r"^[A-Za-z0-9_.+\-]+$", key):
+        raise UsageError(f"--set {expr!r}: bad key", "write e.g. --set container.privileged=false")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_sets(data: dict, sets: list[str]) -> dict:
+    out = copy.deepcopy(data)
+    for expr in sets or []:
+        keys, value = parse_set(expr)
+        cur = out
+        for k in keys[:-1]:
+            nxt = cur.get(k)
+            if nxt is None:
+                nxt = cur[k] = {}
+            if not isinstance(nxt, dict):
+                raise UsageError(f"--set {expr}: `{k}` is not a mapping", "set a leaf key")
+            cur = nxt
+        cur[keys[-1]] = value
+        if keys[-1].endswith("+"):
+            # appends: allow `--set container.volumes+=[a:b]` and a single value
+            if not isinstance(value, list):
+                cur[keys[-1]] = [value]
+            merged = deep_merge({k: v for k, v in cur.items() if k != keys[-1]},
+                               {keys[-1]: cur[keys[-1]]})
+            cur.clear()
+            cur.update(merged)
+    return out
+
+
+def site_overlay_file() -> Path | None:
+    env = os.environ.get("CONTAINERCTL_SITE")
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise NotFound(f"site overlay {env} (from CONTAINERCTL_SITE) does not exist",
+                           "create it or unset CONTAINERCTL_SITE")
+        return p
+    p = paths.config_dir() / "site.yaml"
+    return p if p.is_file() else None
+
+
+def _load_raw(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, _Located, dict]:
+    f = find_profile_file(name)
+    data, loc = read_yaml(f)
+    origin = {(k,): loc for k in data}
+    parent = data.get("extends")
+    if parent:
+        if not isinstance(parent, str):
+            raise ProfileError(f"{f}:{loc.line(('extends',))}: `extends` must be a profile name",
+                               "write e.g. `extends: nvidia-a800`")
+        if parent in seen or parent == f.stem:
+            raise ProfileError(f"{f}:{loc.line(('extends',))}: `extends: {parent}` makes a loop",
+                               "break the cycle of extends")
+        pdata, _ploc, porigin = _load_raw(parent, seen + (f.stem,))
+        pdata.pop("name", None)
+        merged = deep_merge(pdata, data)
+        porigin.update(origin)
+        return merged, loc, porigin
+    return data, loc, origin
+
+
+def load_profile(name: str, sets: list[str] | None = None, site: bool = True) -> Profile:
+    """Load, merge (extends → profile → site overlay → --set) and validate a profile."""
+    data, loc, origin = _load_raw(name)
+    file = find_profile_file(name)
+    if site:
+        sf = site_overlay_file()
+        if sf:
+            sdata, sloc = read_yaml(sf)
+            # a site overlay may carry per-profile sections: profiles: {name: {...}}
+            per = sdata.pop("profiles", {}) or {}
+            if not isinstance(per, dict):
+                raise ProfileError(f"{sf}:{sloc.line(('profiles',))}: `profiles` must be a mapping",
+                                   "write profiles: {<name>: {...}}")
+            for part in (sdata, per.get(data.get("name", file.stem)) or {}):
+                for k in part:
+                    origin[(k.rstrip("+"),)] = sloc
+                data = deep_merge(data, part)
+    if sets:
+        data = apply_sets(data, sets)
+    data.setdefault("name", file.stem)
+    data.pop("extends", None)
+    data = {k: v for k, v in data.items() if k != "source_file"}
+    try:
+        prof = Profile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        if sets and any(".".join(str(p) for p in err["loc"]).startswith(s.split("=")[0].rstrip("+"))
+                        for s in sets):
+            raise _format_validation(exc, _Located(None, "--set"), None) from None
+        raise _format_validation(exc, loc, origin) from None
+    prof.source_file = str(file)
+    return prof
+
+
+def validate_file(path: str) -> Profile:
+    """Validate one file on its own terms (extends resolved through the search path)."""
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"{path}: no such file", "check the path")
+    return load_profile(str(p), site=False)
+
+
+def list_profiles() -> list[tuple[str, Path, Profile | None, str | None]]:
+    rows = []
+    for name, f in sorted(all_profile_names().items()):
+        try:
+            rows.append((name, f, load_profile(name, site=False), None))
+        except Exception as exc:  # report, don't crash the listing
+            rows.append((name, f, None, getattr(exc, "message", str(exc))))
+    return rows
+
+
+def json_schema() -> dict:
+    return Profile.model_json_schema()
+
+
+def profile_yaml(p: Profile) -> str:
+    data = p.model_dump(exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
