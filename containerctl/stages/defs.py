@@ -1,0 +1,119 @@
+"""Stage definitions: built-in defs/*.yaml plus ./stages/*.yaml and ~/.config/containerctl/stages
+(a new stage is a new YAML file, not a new command). Rendering uses Jinja2 with StrictUndefined;
+errors name the file and line."""
+from __future__ import annotations
+
+import difflib
+import shlex
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .. import paths
+from ..errors import ProfileError, UsageError
+
+DEFS_DIR = Path(__file__).parent / "defs"
+
+
+class StageDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    requires: list[str] = Field(default_factory=list)
+    timeout: int = Field(1800, ge=1)
+    script: str
+    parse: Optional[str] = None
+    applies: Optional[str] = None            # a Jinja2 expression over the context
+    not_applicable: str = "does not apply to this profile"
+    host_prepare: Optional[str] = None       # a host-side step before the script (flagcx_source)
+    scope: str = "host"                      # host | cluster
+    order: int = 0
+    file: Optional[str] = Field(None, exclude=True)
+
+
+def _dirs() -> list[Path]:
+    return [DEFS_DIR, paths.config_dir() / "stages", Path.cwd() / "stages"]
+
+
+def load_defs() -> list[StageDef]:
+    by_name: dict[str, StageDef] = {}
+    for i, d in enumerate(_dirs()):
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.yaml")):
+            try:
+                data = yaml.safe_load(f.read_text()) or {}
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                raise ProfileError(f"{f}:{mark.line + 1 if mark else 1}: YAML syntax error",
+                                   "fix the stage file") from None
+            prefix = f.name.split("-", 1)[0]
+            data.setdefault("order", int(prefix) if prefix.isdigit() else 1000 + i)
+            try:
+                sd = StageDef.model_validate(data)
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                raise ProfileError(f"{f}: `{'.'.join(map(str, e['loc']))}`: {e['msg']}",
+                                   "see containerctl/stages/defs/*.yaml for the shape") from None
+            sd.file = str(f)
+            by_name[sd.name] = sd
+    return sorted(by_name.values(), key=lambda s: (s.order, s.name))
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in load_defs()]
+
+
+def get_def(name: str) -> StageDef:
+    defs = {s.name: s for s in load_defs()}
+    if name not in defs:
+        near = difflib.get_close_matches(name, list(defs), n=1)
+        raise UsageError(f"unknown stage `{name}`",
+                         f"did you mean `{near[0]}`?" if near else
+                         "stages: " + ", ".join(defs))
+    return defs[name]
+
+
+class Opts(dict):
+    """A dict whose missing keys read as None in templates (optional stage options)."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            v = self[key]
+        except KeyError:
+            return None
+        return Opts(v) if isinstance(v, dict) else v
+
+
+def _env(search: list[Path]):
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in search]),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["shq"] = lambda v: shlex.quote(str(v))
+    return env
+
+
+def render(sd: StageDef, ctx: dict) -> str:
+    import jinja2
+    env = _env([Path(sd.file).parent if sd.file else DEFS_DIR, DEFS_DIR])
+    try:
+        return env.from_string(sd.script).render(**ctx)
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ProfileError(f"{sd.file}: stage {sd.name} script"
+                           f"{' line ' + str(line) if line else ''}: {exc}",
+                           "fix the template or give the missing profile value") from None
+
+
+def applies(sd: StageDef, ctx: dict) -> bool:
+    if not sd.applies:
+        return True
+    import jinja2
+    env = _env([DEFS_DIR])
+    env.undefined = jinja2.ChainableUndefined
+    try:
+        return bool(env.compile_expression(sd.applies)(**ctx))
+    except jinja2.TemplateError as exc:
+        raise ProfileError(f"{sd.file}: `applies` expression: {exc}", "fix the stage file") from None
