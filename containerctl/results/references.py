@@ -1,0 +1,224 @@
+"""Performance references, ReFrame style: per platform, per collective, per message size, a value
+with relative tolerances — (value, lower, upper, unit), e.g. (144.18, -0.10, None, "GB/s") means
+"at least 144.18 × 0.90 GB/s, no upper bound".
+
+The defaults are the runbook's own measurements (§三.1(7), 2 ranks, FlagCX allreduce bus
+bandwidth). A profile may pass its own dict of the same shape to override or extend them:
+
+    {"allreduce": {"4G": [150.0, -0.05, null, "GB/s"], "1G": 140.0, "16M": null}}
+
+A size key is an int or a string like "128K", "4G", "4GiB" (K/M/G = 1024ⁿ, as FlagCX's -b/-e). A
+value may be a number (tolerance -10 %, no upper bound), a list [value, lower, upper, unit], or a
+dict {value, lower, upper, unit, metric, nranks}; null removes a default.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import UsageError
+from .parsers import Check, normalize_coll
+
+DEFAULT_LOWER = -0.10
+_KI = 1024
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: float
+    lower: float | None = DEFAULT_LOWER
+    upper: float | None = None
+    unit: str = "GB/s"
+    metric: str = "busbw"  # busbw | algbw | time_s
+    nranks: int | None = None  # the rank count the value was measured with (None: any)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        lo = self.value * (1 + self.lower) if self.lower is not None else None
+        hi = self.value * (1 + self.upper) if self.upper is not None else None
+        return lo, hi
+
+
+def _r(v: float) -> Reference:
+    return Reference(v, DEFAULT_LOWER, None, "GB/s", "busbw", 2)
+
+
+M, G = _KI**2, _KI**3
+# Runbook §三.1(7): `mpirun -np 2 ./test_allreduce -b 128K -e 4G -f 2 -p 1`, busbw rounded to 0.01.
+DEFAULTS: dict[str, dict[str, dict[int, Reference]]] = {
+    "nvidia-a800": {"allreduce": {16 * M: _r(98.39), 256 * M: _r(132.23), 1 * G: _r(141.31), 4 * G: _r(144.18)}},
+    "metax-c550": {"allreduce": {16 * M: _r(35.21), 256 * M: _r(47.19), 1 * G: _r(47.31), 4 * G: _r(47.33)}},
+    "kunlunxin-p800": {"allreduce": {16 * M: _r(19.64), 256 * M: _r(20.01), 1 * G: _r(20.02), 4 * G: _r(20.03)}},
+}
+ALIASES = {
+    "a800": "nvidia-a800",
+    "nvidia_a800": "nvidia-a800",
+    "c550": "metax-c550",
+    "muxi-c550": "metax-c550",
+    "metax_c550": "metax-c550",
+    "p800": "kunlunxin-p800",
+    "kunlunxin_p800": "kunlunxin-p800",
+    "kunlunxin-p800-devices": "kunlunxin-p800",
+}
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(s: int | str) -> int:
+    """4096, "4096", "128K", "4G", "4GiB", "1.5M" → bytes (K/M/G/T = 1024ⁿ)."""
+    if isinstance(s, bool):
+        raise UsageError(f"bad message size {s!r}")
+    if isinstance(s, int):
+        if s <= 0:
+            raise UsageError(f"bad message size {s!r}", hint="a positive number of bytes, or 128K / 4M / 1G")
+        return s
+    m = _SIZE_RE.match(str(s))
+    if not m:
+        raise UsageError(f"bad message size {s!r}", hint="a number of bytes, or 128K / 4M / 1G (1024-based)")
+    n = float(m.group(1)) * (_KI ** " kmgt".index(m.group(2).lower() or " "))
+    if n <= 0 or n != int(n):
+        raise UsageError(f"bad message size {s!r}", hint="it must come to a positive whole number of bytes")
+    return int(n)
+
+
+_UNITS = ((_KI**4, "TiB", "T"), (G, "GiB", "G"), (M, "MiB", "M"), (_KI, "KiB", "K"))
+
+
+def human_size(n: int) -> str:
+    """131072 → "128 KiB", 4294967296 → "4 GiB", 1000 → "1000 B"."""
+    for f, long, _ in _UNITS:
+        if n >= f and n % f == 0:
+            return f"{n // f} {long}"
+    return f"{n} B"
+
+
+def short_size(n: int) -> str:
+    """131072 → "128K", 4294967296 → "4G" (FlagCX's -b/-e spelling)."""
+    for f, _, short in _UNITS:
+        if n >= f and n % f == 0:
+            return f"{n // f}{short}"
+    return str(n)
+
+
+def canonical_platform(platform: str | None) -> str | None:
+    if not platform:
+        return None
+    p = platform.strip().lower()
+    return ALIASES.get(p, p)
+
+
+def _coerce(v: Any, where: str) -> Reference | None:
+    if v is None:
+        return None
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            ref = Reference(float(v))
+        elif isinstance(v, (list, tuple)):
+            if not 1 <= len(v) <= 4:
+                raise ValueError("a list must be [value, lower, upper, unit]")
+            ref = Reference(*v)
+        elif isinstance(v, dict):
+            unknown = set(v) - {"value", "lower", "upper", "unit", "metric", "nranks"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            if "value" not in v:
+                raise ValueError("missing 'value'")
+            ref = Reference(**v)
+        else:
+            raise ValueError(f"expected a number, a list or a dict, got {type(v).__name__}")
+        ref = replace(ref, value=float(ref.value),
+                      lower=None if ref.lower is None else float(ref.lower),
+                      upper=None if ref.upper is None else float(ref.upper))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"bad reference at {where}: {e}",
+                         hint="use a number, [value, lower, upper, unit] or {value, lower, upper, unit}") from None
+    if not math.isfinite(ref.value) or ref.value <= 0:
+        raise UsageError(f"bad reference at {where}: value must be a positive number")
+    if ref.lower is not None and not (-1.0 <= ref.lower <= 0.0):
+        raise UsageError(f"bad reference at {where}: lower {ref.lower} must be a relative fraction in [-1, 0]",
+                         hint="e.g. -0.10 for 'at most 10 % below'")
+    if ref.upper is not None and ref.upper < 0:
+        raise UsageError(f"bad reference at {where}: upper {ref.upper} must be ≥ 0 (a relative fraction)")
+    if ref.metric not in ("busbw", "algbw", "time_s"):
+        raise UsageError(f"bad reference at {where}: metric must be busbw, algbw or time_s")
+    return ref
+
+
+def load_references(platform: str | None, overrides: dict[str, Any] | None = None) -> dict[str, dict[int, Reference]]:
+    """The platform's defaults (none for an unknown platform) with `overrides` applied on top."""
+    base = DEFAULTS.get(canonical_platform(platform) or "", {})
+    refs: dict[str, dict[int, Reference]] = {c: dict(t) for c, t in base.items()}
+    if overrides is None:
+        return refs
+    if not isinstance(overrides, dict):
+        raise UsageError("references must be a mapping {collective: {size: reference}}")
+    for coll, table in overrides.items():
+        c = normalize_coll(str(coll))
+        if table is None:
+            refs.pop(c, None)
+            continue
+        if not isinstance(table, dict):
+            raise UsageError(f"references.{coll} must be a mapping {{size: reference}}")
+        cur = refs.setdefault(c, {})
+        for size, v in table.items():
+            n = parse_size(size)
+            ref = _coerce(v, f"references.{coll}.{size}")
+            if ref is None:
+                cur.pop(n, None)
+            else:
+                cur[n] = ref
+        if not cur:
+            refs.pop(c)
+    return refs
+
+
+def primary_sweep(sweeps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The sweep references and plots use: float/sum (or the header-less one), else the first with rows."""
+    with_rows = [s for s in sweeps or [] if s.get("rows")]
+    for s in with_rows:
+        if s.get("datatype") in (None, "float", "float32") and s.get("op") in (None, "sum", "none"):
+            return s
+    return with_rows[0] if with_rows else None
+
+
+def _fmt(v: float, metric: str) -> str:
+    return f"{v:.2f}" if metric != "time_s" else f"{v:.6g}"
+
+
+def evaluate(perf_metrics: dict[str, Any], refs: dict[str, dict[int, Reference]]) -> list[Check]:
+    """One Check per (collective, size) reference for every collective the metrics hold: False
+    when outside the tolerance, None when the size was not measured or the reference was taken
+    with another rank count."""
+    checks: list[Check] = []
+    colls = (perf_metrics or {}).get("collectives") or {}
+    for coll, table in refs.items():
+        c = colls.get(coll)
+        if c is None:
+            continue
+        sweep = primary_sweep(c.get("sweeps") or [])
+        rows = {r["size"]: r for r in (sweep or {}).get("rows", [])}
+        n = c.get("nranks")
+        for size in sorted(table):
+            ref = table[size]
+            hs = human_size(size)
+            name = f"ref {coll} {ref.metric} {short_size(size)}"
+            if ref.nranks and n and ref.nranks != n:
+                checks.append(Check(name, None, f"reference is for {ref.nranks} ranks, this run had {n}"))
+                continue
+            row = rows.get(size)
+            v = row.get(ref.metric) if row else None
+            if v is None:
+                checks.append(Check(name, None, f"{coll} {hs} not measured"))
+                continue
+            lo, hi = ref.bounds()
+            what = f"{coll} {hs} {ref.metric} {_fmt(v, ref.metric)} {ref.unit}"
+            if lo is not None and v < lo:
+                checks.append(Check(name, False, f"{what} < {ref.value:g} × {1 + ref.lower:.2f}"))
+            elif hi is not None and v > hi:
+                checks.append(Check(name, False, f"{what} > {ref.value:g} × {1 + ref.upper:.2f}"))
+            else:
+                lo_s = f"{ref.value:g} × {1 + ref.lower:.2f}" if ref.lower is not None else "-∞"
+                hi_s = f"{ref.value:g} × {1 + ref.upper:.2f}" if ref.upper is not None else "∞"
+                checks.append(Check(name, True, f"{what} within [{lo_s}, {hi_s}]"))
+    return checks
