@@ -130,6 +130,8 @@ def run_dir(run_id: str) -> Path:
     absolute path."""
     rid = str(run_id)
     if os.sep in rid or "/" in rid:
+        if not os.path.isabs(rid):
+            raise UsageError(f"invalid run id {rid!r}", hint="use `resolve()` for paths; " + LIST_HINT)
         return Path(rid)
     if not _ID_RE.match(rid) or rid in (".", ".."):
         raise UsageError(f"invalid run id {rid!r}", hint=LIST_HINT)
@@ -326,6 +328,13 @@ def stage_record(
     """Build a valid stage record (raises UsageError listing the problems otherwise).
     `started`/`finished` may be datetimes, epoch seconds or ISO strings; duration_s is derived
     from them when not given; `log` defaults to `logs/<stage>.log`."""
+    if duration_s is None and isinstance(started, (datetime, int, float)) and isinstance(finished, (datetime, int, float)):
+        t0 = started if isinstance(started, datetime) else datetime.fromtimestamp(started, timezone.utc)
+        t1 = finished if isinstance(finished, datetime) else datetime.fromtimestamp(finished, timezone.utc)
+        try:
+            duration_s = round(max(0.0, (t1 - t0).total_seconds()), 3)
+        except TypeError:  # naive and aware datetimes mixed
+            duration_s = None
     rec: dict[str, Any] = {
         "schema": STAGE_SCHEMA,
         "run_id": run_id,
