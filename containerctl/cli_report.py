@@ -107,7 +107,7 @@ def results_list(json_out: bool = typer.Option(False, "--json", help="Machine-re
 
     t = Table()
     for col in ("run", "label", "platform", "status", "started", "stages"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("run", "started"))
     for r in runs:
         t.add_row(r["run_id"], str(r.get("label") or r.get("profile") or ""), str(r.get("platform") or ""),
                   str(r.get("status") or "?"), str(r.get("started") or ""),

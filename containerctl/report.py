@@ -42,7 +42,9 @@ def load_runs(refs: Iterable[str] | None = None) -> list[dict[str, Any]]:
 
 
 def run_label(run: dict[str, Any]) -> str:
-    return str(run.get("label") or run.get("platform") or run.get("profile") or run["run_id"])
+    """The name a run goes by in tables and plot legends: its label (import --label), else its
+    profile (nvidia-a800 — more specific than the platform family "nvidia"), else its platform."""
+    return str(run.get("label") or run.get("profile") or run.get("platform") or run["run_id"])
 
 
 def perf_series(run: dict[str, Any], coll: str | None = None, *, all_sweeps: bool = False) -> list[dict[str, Any]]:

@@ -85,6 +85,18 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def json_safe(obj: Any) -> Any:
+    """Copy of obj with NaN/±inf floats replaced by None (JSON has no NaN; a NaN loss must still
+    be recordable) and tuples turned into lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def _checks(checks: Iterable[Check | dict[str, Any]] | None) -> list[dict[str, Any]]:
     out = []
     for c in checks or []:
@@ -354,6 +366,7 @@ def stage_record(
         "log": f"logs/{stage}.log" if log == "default" else log,
         **extra,
     }
+    rec = json_safe(rec)
     if rec["duration_s"] is None and rec["started"] and rec["finished"]:
         try:
             rec["duration_s"] = round(max(0.0, (_parse_iso(rec["finished"]) - _parse_iso(rec["started"])).total_seconds()), 3)
@@ -367,8 +380,8 @@ def stage_record(
 
 def write_stage(run_id: str, record: dict[str, Any]) -> Path:
     """Validate and write `<run_id>/<stage>.json`; the stage is appended to run.json's `stages`
-    (run.json is created if the pipeline has not written one)."""
-    rec = dict(record)
+    (run.json is created if the pipeline has not written one). NaN/inf values are stored as null."""
+    rec = json_safe(dict(record))
     rec.setdefault("run_id", run_dir(run_id).name)
     errs = validate_stage(rec)
     if errs:
