@@ -485,11 +485,11 @@ def detect(devs: Iterable[str] | None = None,
             if hits:
                 evidence.append("/dev/" + (hits[0] if len(hits) == 1 else
                                            f"{hits[0]}…({len(hits)})"))
-        if platform in ("amd", "du") and "kfd" in names and "dri" in names:
-            evidence.append("/dev/kfd+/dev/dri")
         score = 2 * len(evidence)
-        if platform == "amd" and "mkfd" in names:
-            score -= 1          # Hygon DCUs also show kfd+dri; mkfd says Hygon
+        if platform in ("amd", "du") and "kfd" in names and "dri" in names:
+            # kfd+dri alone reads as AMD; Hygon DCUs show it too, and /dev/mkfd says Hygon
+            evidence.append("/dev/kfd+/dev/dri")
+            score += 2 if platform == "amd" and "mkfd" not in names else 1
         if which(tool):
             evidence.append(f"{tool} on PATH")
             score += 3
