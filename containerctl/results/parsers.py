@@ -207,7 +207,7 @@ def _compare_samples(
                 bad.append(f"{_size_label(s)}: recvbuff[{i}] = {got:g}, expected {want:g}")
                 break
     if not checked:
-        return Check(name, None, f"no sendbuff/recvbuff pairs to check (run the test with -p 1)")
+        return Check(name, None, "no sendbuff/recvbuff pairs to check (run the test with -p 1)")
     if bad:
         more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
         return Check(name, False, f"{len(bad)}/{checked} buffers wrong: " + "; ".join(bad[:3]) + more)
