@@ -1,0 +1,77 @@
+# cpu-selftest: rendered by containerctl from images/cpu-selftest.yaml and Dockerfile.templates/.
+# Edit those, not this file. Tagged containerctl/cpu-selftest:<hash of this text, the files it
+# copies and the base image id>.
+#
+# CPU-only image for containerctl's own tests and CI: Debian 12 bootstrapped offline with
+# mmdebstrap, the distribution's OpenMPI (fast to install), compilers, Python and sshd on 8010.
+FROM containerctl/base:debian-bookworm
+
+ENV DEBIAN_FRONTEND=noninteractive
+
+# ---- block 1/4: base-packages (Dockerfile.templates/base-packages.j2) ----
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends \
+        build-essential \
+        g++ \
+        git \
+        iproute2 \
+        less \
+        make \
+        procps; \
+    rm -rf /var/lib/apt/lists/*
+
+# ---- block 2/4: python (Dockerfile.templates/python.j2) ----
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends \
+        python3; \
+    rm -rf /var/lib/apt/lists/*; \
+    command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python; \
+    python3 --version
+
+# ---- block 3/4: openmpi (Dockerfile.templates/openmpi.j2) ----
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends \
+        libopenmpi-dev \
+        openmpi-bin; \
+    rm -rf /var/lib/apt/lists/*; \
+    ompi="$(ls -d /usr/lib/*/openmpi | head -n 1)"; \
+    mkdir -p /usr/local/mpi/bin; \
+    ln -s "$ompi/include" /usr/local/mpi/include; \
+    ln -s "$ompi/lib" /usr/local/mpi/lib; \
+    for tool in mpicc mpicxx mpic++ mpiexec; do ln -s /usr/bin/$tool.openmpi /usr/local/mpi/bin/$tool; done; \
+    for tool in ompi_info orted orterun; do ln -s /usr/bin/$tool /usr/local/mpi/bin/$tool; done; \
+    printf '%s\n' '#!/bin/sh' 'exec /usr/bin/mpirun.openmpi --allow-run-as-root "$@"' > /usr/local/mpi/bin/mpirun; \
+    chmod 0755 /usr/local/mpi/bin/mpirun; \
+    /usr/local/mpi/bin/mpirun --version
+ENV PATH=/usr/local/mpi/bin:$PATH
+
+# ---- block 4/4: sshd (Dockerfile.templates/sshd.j2) ----
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends \
+        openssh-client \
+        openssh-server; \
+    rm -rf /var/lib/apt/lists/*; \
+    mkdir -p /etc/ssh/sshd_config.d /run/sshd /root/.ssh; \
+    chmod 0700 /root/.ssh; \
+    printf '%s\n' \
+        'Port 8010' \
+        'PermitRootLogin prohibit-password' \
+        'PubkeyAuthentication yes' \
+        'PasswordAuthentication no' \
+        'AuthorizedKeysFile .ssh/authorized_keys' \
+        > /etc/ssh/sshd_config.d/containerctl.conf; \
+    grep -q '^Include /etc/ssh/sshd_config.d/' /etc/ssh/sshd_config \
+        || sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config; \
+    rm -f /etc/ssh/ssh_host_*; \
+    printf '%s\n' '#!/bin/sh' 'set -e' 'ssh-keygen -A >/dev/null' 'mkdir -p /run/sshd' \
+        'exec /usr/sbin/sshd "$@"' > /usr/local/bin/containerctl-sshd; \
+    chmod 0755 /usr/local/bin/containerctl-sshd
+ENV HYDRA_LAUNCHER_EXTRA_ARGS="-p 8010" \
+    OMPI_MCA_plm_rsh_args="-p 8010"
+EXPOSE 8010
+
+WORKDIR /root
