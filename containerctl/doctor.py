@@ -112,22 +112,27 @@ def _storage_finding(engine) -> Finding:
     return f
 
 
-def _probe_image(engine, profile: Profile | None) -> tuple[str | None, str]:
-    """An image to probe with: the profile's when it is on the host, else any local one."""
+def _probe_images(engine, profile: Profile | None) -> list[tuple[str, str]]:
+    """Images to probe with, best first: the profile's when it is on the host, then the local
+    ones, smallest first (they start fastest)."""
+    out = []
     if profile is not None:
         ref = _profile_image_ref(engine, profile)
         if ref and engine.image_exists(ref):
-            return ref, f"the profile's image {ref}"
+            out.append((ref, f"the profile's image {ref}"))
     try:
         imgs = engine.images()
     except ContainerctlError:
         imgs = []
-    tagged = [(i.get("Size") or 0, t) for i in imgs for t in (i.get("RepoTags") or [])
-              if t and t != "<none>:<none>"]
-    if tagged:
-        ref = sorted(tagged)[0][1]   # the smallest starts fastest
-        return ref, f"local image {ref}"
-    return None, ""
+    tagged = sorted((i.get("Size") or 0, t) for i in imgs for t in (i.get("RepoTags") or [])
+                    if t and t != "<none>:<none>")
+    out += [(t, f"local image {t}") for _size, t in tagged if t not in [o[0] for o in out]]
+    return out
+
+
+def _probe_image(engine, profile: Profile | None) -> tuple[str | None, str]:
+    found = _probe_images(engine, profile)
+    return found[0] if found else (None, "")
 
 
 def _profile_image_ref(engine, profile: Profile) -> str | None:
@@ -201,7 +206,7 @@ def _privileged_finding(engine, profile: Profile | None, image: str, fresh: bool
     if ok:
         return Finding("privileged", "pass", "the engine allows --privileged")
     cause, _fix = explain_refusal(msg)
-    detail = f"the engine refuses --privileged: {cause}"
+    detail = f"--privileged is refused: {cause}"
     if profile is not None and not needs:
         detail += f" (profile {profile.name} does not ask for it)"
     return Finding("privileged", "fail", detail,
@@ -216,7 +221,7 @@ def _cap_all_finding(engine, image: str, fresh: bool) -> Finding:
     if ok:
         return Finding("cap_add=ALL", "pass", "the engine allows --cap-add ALL")
     cause, _ = explain_refusal(msg)
-    return Finding("cap_add=ALL", "fail", f"the engine refuses --cap-add ALL: {cause}",
+    return Finding("cap_add=ALL", "fail", f"--cap-add ALL is refused: {cause}",
                    "drop ALL from container.cap_add and list the capabilities needed "
                    "(e.g. `--set container.cap_add=[SYS_PTRACE]`)")
 
@@ -362,17 +367,22 @@ def run_doctor(engine_factory: Callable[[], object], profile: Profile | None,
             findings.append(_storage_finding(engine))
         except ContainerctlError as exc:
             findings.append(Finding("storage", "warn", exc.message, exc.hint or ""))
-        image, image_what = _probe_image(engine, profile)
-        if image:
-            ok, msg = probe(engine, image, "baseline", {}, fresh=fresh)
-            if not ok:
-                findings.append(Finding("probes", "warn", f"a plain container from {image_what} "
-                                        f"does not start ({msg.strip()[:160]}), so the option "
-                                        "probes below are not conclusive",
-                                        "give the probes a working image: build "
-                                        "cpu-selftest (`containerctl image build cpu-selftest`)"))
-                image = None
-        else:
+        candidates = _probe_images(engine, profile)
+        tried = []
+        for ref, what in candidates[:3]:
+            # a plain container must start from it, else a refusal would say nothing
+            ok, msg = probe(engine, ref, f"baseline {ref}", {}, fresh=fresh)
+            if ok:
+                image = ref
+                break
+            tried.append(f"{what}: {msg.strip()[:100]}")
+        if candidates and image is None:
+            findings.append(Finding("probes", "warn", "no plain container starts from the local "
+                                    "images tried (" + "; ".join(tried) + "), so privileged, "
+                                    "memlock and --gpus were not probed",
+                                    "give the probes a working image: `containerctl image "
+                                    "build cpu-selftest`"))
+        elif not candidates:
             findings.append(Finding("probes", "warn", "no local image to probe the engine with: "
                                     "privileged, memlock and --gpus were not tried",
                                     "probes need an image: `containerctl image build "
@@ -402,7 +412,9 @@ def run_doctor(engine_factory: Callable[[], object], profile: Profile | None,
     findings.append(_bootstrap_finding(which))
     if profile is None:
         try:
-            d = detect(which=which)
+            priv = next((f.status == "pass" for f in findings if f.name == "privileged"), None)
+            gpus = next((f.status == "pass" for f in findings if f.name == "gpus"), None)
+            d = detect(which=which, gpu_runtime=lambda: gpus, privileged_ok=lambda: priv)
             findings.append(Finding("profile", "pass", f"no --profile given; this host looks like "
                                     f"{d['profile']} ({d['reason']})",
                                     f"check it: containerctl doctor --profile {d['profile']}"))
