@@ -6,6 +6,7 @@ prints them and exits 2.
 """
 from __future__ import annotations
 
+import re
 from typing import List, Optional
 
 import typer
@@ -69,17 +70,23 @@ def register(app: typer.Typer) -> None:
             if not engine.ping():
                 engine = None
         table = Table(box=None, pad_edge=False)
-        for col in ("IMAGE", "BASE", "BLOCKS") + (("BUILT",) if engine else ()) + ("DESCRIPTION",):
-            table.add_column(col, overflow="fold")
+        table.add_column("IMAGE", no_wrap=True)
+        table.add_column("BASE", overflow="fold")
+        table.add_column("BLOCKS", overflow="fold")
+        if engine:
+            table.add_column("BUILT", no_wrap=True)
         for s in specs:
-            base = s.base.image or f"{s.base.tag} (bootstrap {s.base.bootstrap.suite})"
+            base = s.base.image or (f"{s.base.bootstrap.suite} ({s.base.bootstrap.tool}) as "
+                                    f"{s.base.tag}")
             row = [s.name, base, " ".join(b.key for b in s.blocks)]
             if engine:
                 tag = images.current_tag(s, None, engine)
-                row.append(tag if tag and engine.image_exists(tag) else "-")
-            row.append(" ".join(s.description.split())[:100])
+                row.append(tag.rpartition(":")[2] if tag and engine.image_exists(tag) else "-")
             table.add_row(*row)
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        console.print("`containerctl image render NAME` shows one; `image blocks` lists the "
+                      "building blocks and their options.", style="dim", highlight=False)
 
     @image_app.command("render")
     def render_cmd(
@@ -162,6 +169,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(image_app, name="image")
 
 
+# the classic builder's bookkeeping lines; "---> Using cache" is kept
+_NOISE = re.compile(r"^ ---> (Running in |[0-9a-f]{12}$)|^Removing intermediate container ")
+
+
 def build_with_progress(engine, name: str, overrides: dict | None = None, *, nocache: bool = False,
                         force: bool = False, quiet: bool = False) -> str:
     """ensure_image with a rich spinner showing the current step and a log of output lines
@@ -180,7 +191,7 @@ def build_with_progress(engine, name: str, overrides: dict | None = None, *, noc
                 status.update(f"image {name}: {escape(line[:120])}")
                 console.print(escape(line), style="bold" if line.startswith("Step ") else None,
                               highlight=False)
-            elif not quiet:
+            elif not quiet and not _NOISE.match(line):
                 console.print(escape(line), style="dim", highlight=False)
 
         return images.ensure_image(engine, name, overrides, nocache=nocache, on_line=on_line,

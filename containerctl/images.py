@@ -962,6 +962,12 @@ def ensure_base(engine, base: BaseSpec, on_line: OnLine | None = None) -> str | 
 # ---------------------------------------------------------------------------------------------
 # tags and builds
 
+def _say_clean(say: OnLine, line: str) -> None:
+    line = _ANSI_RE.sub("", line).rstrip()
+    if line.strip():
+        say(line)
+
+
 def _tag_for(name: str, digest: str) -> str:
     return f"{REPO_PREFIX}{name}:{digest[:12]}"
 
@@ -1013,9 +1019,19 @@ def ensure_image(engine, name: ImageSpec | str, overrides: dict | None = None,
                 return tag
             say(f"building {tag} from {spec.source} on {p.base_ref}")
             started = time.monotonic()
-            iid = engine.build_image(ctx, tag, labels={IMAGE_LABEL: spec.name, HASH_LABEL: digest},
-                                     nocache=nocache,
-                                     on_line=lambda line: say(_ANSI_RE.sub("", line)))
+            try:
+                iid = engine.build_image(ctx, tag,
+                                         labels={IMAGE_LABEL: spec.name, HASH_LABEL: digest},
+                                         nocache=nocache,
+                                         on_line=lambda line: _say_clean(say, line))
+            except ImageError as exc:
+                if base_id or engine.image_id(p.base_ref):
+                    raise
+                raise ImageError(f"image {spec.name}: base {p.base_ref} is not on this host and "
+                                 f"the build could not pull it ({exc.message})",
+                                 f"`docker load` {p.base_ref} here (docker save it where a "
+                                 "registry is reachable), or pass base_image=<a local image>")\
+                    from None
         if not base_id:  # the build pulled the base: name the image by the base it got
             base_id = engine.image_id(p.base_ref)
             if base_id:

@@ -400,6 +400,100 @@ def test_missing_submodule_checkout_is_explained(tmp_path, fake_flagcx):
 
 
 # ---------------------------------------------------------------------------------------------
+# ensure_image's decisions, against a fake engine (no Docker needed)
+
+class FakeEngine:
+    def __init__(self, present: dict[str, str], pull: dict[str, str] | None = None):
+        self.present = dict(present)
+        self.pull = dict(pull or {})  # what a build's FROM can pull
+        self.builds: list[dict] = []
+
+    def image_id(self, ref):
+        return self.present.get(ref)
+
+    def image_exists(self, ref):
+        return ref in self.present
+
+    def image_inspect(self, ref):
+        return {"Id": self.present[ref], "Config": {"Labels": {}}}
+
+    def build_image(self, ctx, tag, *, labels=None, nocache=False, on_line=None, **kw):
+        dockerfile = (Path(ctx) / "Dockerfile").read_text()
+        base = re.search(r"^FROM (\S+)", dockerfile, re.M).group(1)
+        if base not in self.present:
+            if base not in self.pull:
+                raise ImageError(f"image build {tag} failed at Step 1/9 : FROM {base}: no such "
+                                 "host", "see the build output above")
+            self.present[base] = self.pull[base]
+        self.builds.append({"tag": tag, "labels": labels, "nocache": nocache})
+        on_line("Step 1/9 : FROM " + base)
+        on_line("\x1b[91m+ apt-get update\x1b[0m")
+        on_line("")
+        self.present[tag] = f"sha256:{len(self.builds)}"
+        return self.present[tag]
+
+    def tag(self, image, repo, tag):
+        self.present[f"{repo}:{tag}"] = image
+
+    def remove_image(self, ref, force=False):
+        self.present.pop(ref, None)
+
+
+def test_ensure_image_builds_once_then_hits():
+    eng = FakeEngine({"nvidia/cuda:12.4.1-devel-ubuntu22.04": "sha256:cuda"})
+    lines: list[str] = []
+    tag = images.ensure_image(eng, "nvidia-cuda", on_line=lines.append)
+    assert re.fullmatch(r"containerctl/nvidia-cuda:[0-9a-f]{12}", tag)
+    assert tag == images.image_tag("nvidia-cuda", None, eng)
+    (build,) = eng.builds
+    assert build["labels"][images.IMAGE_LABEL] == "nvidia-cuda"
+    assert build["labels"][images.HASH_LABEL].startswith(tag.rpartition(":")[2])
+    assert "+ apt-get update" in lines and "" not in lines  # colours and blank lines dropped
+    assert images.ensure_image(eng, "nvidia-cuda") == tag and len(eng.builds) == 1
+    images.ensure_image(eng, "nvidia-cuda", force=True)
+    images.ensure_image(eng, "nvidia-cuda", nocache=True)
+    assert [b["nocache"] for b in eng.builds] == [False, False, True]
+    # another base image id gives another tag
+    eng.present["nvidia/cuda:12.4.1-devel-ubuntu22.04"] = "sha256:cuda-updated"
+    assert images.ensure_image(eng, "nvidia-cuda") != tag
+
+
+def test_overrides_give_their_own_tag():
+    eng = FakeEngine({"ubuntu:22.04": "sha256:u"})
+    a = images.ensure_image(eng, "vendor-generic")
+    b = images.ensure_image(eng, "vendor-generic", {"flagcx_ref": "v0.12.0"})
+    assert a != b and len(eng.builds) == 2
+    assert images.ensure_image(eng, "vendor-generic", {"flagcx.ref": "v0.12.0"}) == b
+
+
+def test_a_pulled_base_is_named_by_its_id_after_the_build():
+    eng = FakeEngine({}, pull={"ubuntu:22.04": "sha256:pulled"})
+    with pytest.raises(ImageError):
+        images.image_tag("vendor-generic", None, eng)  # base unknown: no tag yet
+    tag = images.ensure_image(eng, "vendor-generic")
+    assert tag == images.image_tag("vendor-generic", None, eng)
+    assert [t for t in eng.present if t.startswith("containerctl/")] == [tag]
+    assert images.ensure_image(eng, "vendor-generic") == tag and len(eng.builds) == 1
+
+
+def test_an_unpullable_base_says_how_to_load_it():
+    eng = FakeEngine({})
+    with pytest.raises(ImageError) as exc:
+        images.ensure_image(eng, "nvidia-cuda")
+    assert "nvidia/cuda:12.4.1-devel-ubuntu22.04 is not on this host" in exc.value.message
+    assert "docker load" in exc.value.hint
+
+
+def test_a_present_bootstrap_base_is_reused_without_bootstrapping():
+    spec = images.load_image("cpu-selftest")
+    key = images.bootstrap_key(spec.base.bootstrap)
+    eng = FakeEngine({spec.base.tag: "sha256:base"})
+    eng.image_inspect = lambda ref: {"Config": {"Labels": {images.BASE_LABEL: key}}}
+    eng.import_image = lambda *a, **k: pytest.fail("must not import")
+    assert images.ensure_base(eng, spec.base) == "sha256:base"
+
+
+# ---------------------------------------------------------------------------------------------
 # CLI (register() on a throwaway app; the lead's cli.py calls the same function)
 
 def _cli():
