@@ -69,6 +69,13 @@ def expand_devices(entries: list[str], optional: bool,
     return out, problems
 
 
+def _cap(name: str) -> str:
+    """The docker CLI normalises capability names to CAP_X (ALL stays ALL); so do we, so that
+    `up` and the printed `docker run` line give the same HostConfig."""
+    n = name.upper()
+    return n if n == "ALL" or n.startswith("CAP_") else f"CAP_{n}"
+
+
 def _ulimit_flag(name: str, soft: int, hard: int) -> str:
     return f"{name}={soft}" if soft == hard else f"{name}={soft}:{hard}"
 
@@ -95,10 +102,10 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
         hc["ipc_mode"] = c.ipc_mode
         args.append(f"--ipc={c.ipc_mode}")
     if c.cap_add:
-        hc["cap_add"] = list(c.cap_add)
+        hc["cap_add"] = [_cap(x) for x in c.cap_add]
         args += [f"--cap-add={x}" for x in c.cap_add]
     if c.cap_drop:
-        hc["cap_drop"] = list(c.cap_drop)
+        hc["cap_drop"] = [_cap(x) for x in c.cap_drop]
         args += [f"--cap-drop={x}" for x in c.cap_drop]
     for s in c.security_opt:
         hc.setdefault("security_opt", []).append(s)
@@ -146,14 +153,13 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
     targets = set()
     for v in c.volumes:
         parts = v.split(":")
-        mode = parts[2] if len(parts) == 3 else "rw"
-        binds.append(f"{parts[0]}:{parts[1]}:{mode}")
+        binds.append(v)   # exactly what `-v` gives the engine
         targets.add(parts[1].rstrip("/") or "/")
         args += ["-v", v]
     ws_vol = None
     if c.workspace and c.workspace.rstrip("/") not in targets:
         ws_vol = workspace_volume_name(name)
-        binds.append(f"{ws_vol}:{c.workspace}:rw")
+        binds.append(f"{ws_vol}:{c.workspace}")
         args += ["-v", f"{ws_vol}:{c.workspace}"]
     if binds:
         hc["binds"] = binds

@@ -117,7 +117,7 @@ def test_extends_inherits_and_overrides(tmp_path, monkeypatch):
     spec = build_spec(p, "img")
     # /workspace is the user's volume now: no named workspace volume is added
     assert spec.workspace_volume is None
-    assert "/nfs/me:/workspace:rw" in spec.host_config["binds"]
+    assert "/nfs/me:/workspace" in spec.host_config["binds"]
 
 
 def test_extends_loop(tmp_path, monkeypatch):
