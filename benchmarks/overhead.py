@@ -189,7 +189,7 @@ def main() -> int:
     cu, dr = med(results["cold_up"]), med(results["docker_run"])
     es, de = med(results["exec_stage"]), med(results["docker_exec"])
     rows = [
-        ("containerctl --help", h, min(results["help"]), "", f"≤ 0.25 s", h <= 0.25),
+        ("containerctl --help", h, min(results["help"]), "", "≤ 0.25 s", h <= 0.25),
         ("no-op up", n, min(results["noop_up"]), "", "≤ 0.5 s", n <= 0.5),
         ("cold up", cu, min(results["cold_up"]),
          f"{cu / dr:.2f}× docker run, +{cu - dr:.2f} s", "≤ docker run + 0.5 s", cu <= dr + 0.5),

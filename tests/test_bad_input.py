@@ -8,7 +8,6 @@ the corpus shows it and flips to a failure (XPASS) once it is fixed.
 from __future__ import annotations
 
 import importlib.util
-import os
 import textwrap
 import uuid
 from dataclasses import dataclass, field
