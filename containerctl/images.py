@@ -47,7 +47,7 @@ BASE_LABEL = "io.containerctl.base"  # bootstrap recipe key of an imported base
 REPO_PREFIX = "containerctl/"
 TOP_TEMPLATE = "image.Dockerfile.j2"
 # Part of every bootstrap key: bump it when the bootstrap command line below changes meaning.
-BOOTSTRAP_RECIPE = "containerctl-bootstrap-1"
+BOOTSTRAP_RECIPE = "containerctl-bootstrap-2"
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the classic builder colours stderr lines
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -836,6 +836,8 @@ def bootstrap_key(b: Bootstrap) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+# Like Debian's official images: dpkg skips fsync (a container layer is written once)
+_CONTAINER_DPKG = ["force-unsafe-io"]
 _SLIM_DPKG = ["path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
               "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/info/*",
               "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias"]
@@ -884,8 +886,7 @@ def _bootstrap_tarball(b: Bootstrap, out: Path, say: OnLine) -> None:
             cmd.append(f"--include={','.join(b.include)}")
         if b.architecture:
             cmd.append(f"--architectures={b.architecture}")
-        if b.slim:
-            cmd += [f"--dpkgopt={o}" for o in _SLIM_DPKG]
+        cmd += [f"--dpkgopt={o}" for o in _CONTAINER_DPKG + (_SLIM_DPKG if b.slim else [])]
         cmd += [b.suite, str(partial), b.mirror]
         say(f"[bootstrap] {' '.join(cmd)}")
         rc, tail = _stream(cmd, say, "[mmdebstrap] ")
@@ -907,9 +908,9 @@ def _bootstrap_tarball(b: Bootstrap, out: Path, say: OnLine) -> None:
             if rc == 0:
                 subprocess.run(["chroot", str(root), "apt-get", "clean"], check=False,
                                capture_output=True)
-                if b.slim:
-                    cfg = root / "etc/dpkg/dpkg.cfg.d/containerctl-slim"
-                    cfg.write_text("".join(o + "\n" for o in _SLIM_DPKG))
+                cfg = root / "etc/dpkg/dpkg.cfg.d/containerctl"
+                cfg.write_text("".join(o + "\n" for o in
+                                       _CONTAINER_DPKG + (_SLIM_DPKG if b.slim else [])))
                 for d in ("var/lib/apt/lists",):
                     shutil.rmtree(root / d, ignore_errors=True)
                     (root / d).mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ RUN set -eux; \
         less \
         make \
         procps; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 
 # ---- block 2/4: python (Dockerfile.templates/python.j2) ----
@@ -26,6 +27,7 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         python3; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python; \
     python3 --version
@@ -36,6 +38,7 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         libopenmpi-dev \
         openmpi-bin; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     ompi="$(ls -d /usr/lib/*/openmpi | head -n 1)"; \
     mkdir -p /usr/local/mpi/bin; \
@@ -54,6 +57,7 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         openssh-client \
         openssh-server; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /etc/ssh/sshd_config.d /run/sshd /root/.ssh; \
     chmod 0700 /root/.ssh; \

@@ -20,6 +20,7 @@ RUN set -eux; \
         less \
         make \
         procps; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 
 # ---- block 2/5: python (Dockerfile.templates/python.j2) ----
@@ -27,6 +28,7 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         python3; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python; \
     python3 --version
@@ -37,6 +39,7 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         libopenmpi-dev \
         openmpi-bin; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     ompi="$(ls -d /usr/lib/*/openmpi | head -n 1)"; \
     mkdir -p /usr/local/mpi/bin; \
@@ -60,6 +63,7 @@ RUN set -eux; \
         perl \
         python3 \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /tmp/mpich; \
     cd /tmp/mpich; \
@@ -81,6 +85,7 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         openssh-client \
         openssh-server; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /etc/ssh/sshd_config.d /run/sshd /root/.ssh; \
     chmod 0700 /root/.ssh; \

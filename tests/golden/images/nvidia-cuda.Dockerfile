@@ -26,6 +26,7 @@ RUN set -eux; \
         procps \
         rdma-core \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 
 # ---- block 2/7: python (Dockerfile.templates/python.j2) ----
@@ -36,6 +37,7 @@ RUN set -eux; \
         python3-dev \
         python3-pip \
         python3-venv; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python; \
     python3 --version
@@ -52,6 +54,7 @@ RUN set -eux; \
         make \
         perl \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /tmp/openmpi; \
     cd /tmp/openmpi; \
@@ -82,6 +85,7 @@ RUN set -eux; \
         g++ \
         make \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /tmp/gtest; \
     cd /tmp/gtest; \
@@ -109,6 +113,7 @@ RUN set -eux; \
         libnccl2=2.21.5-1+cuda12.4 \
         libnccl-dev=2.21.5-1+cuda12.4; \
     apt-mark hold libnccl2 libnccl-dev; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /usr/local/nccl/build/include /usr/local/nccl/build/lib; \
     ln -sf /usr/include/nccl*.h /usr/local/nccl/build/include/; \
@@ -121,6 +126,7 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         openssh-client \
         openssh-server; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /etc/ssh/sshd_config.d /run/sshd /root/.ssh; \
     chmod 0700 /root/.ssh; \
@@ -148,6 +154,7 @@ RUN set -eux; \
         ca-certificates \
         git \
         make; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 RUN set -eux; \
     git init -q /opt/FlagCX; \

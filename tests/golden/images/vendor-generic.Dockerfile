@@ -23,6 +23,7 @@ RUN set -eux; \
         pciutils \
         procps \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 
 # ---- block 2/7: python (Dockerfile.templates/python.j2) ----
@@ -33,6 +34,7 @@ RUN set -eux; \
         python3-dev \
         python3-pip \
         python3-venv; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     command -v python >/dev/null || ln -s "$(command -v python3)" /usr/local/bin/python; \
     python3 --version
@@ -49,6 +51,7 @@ RUN set -eux; \
         make \
         perl \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /tmp/openmpi; \
     cd /tmp/openmpi; \
@@ -79,6 +82,7 @@ RUN set -eux; \
         g++ \
         make \
         wget; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /tmp/gtest; \
     cd /tmp/gtest; \
@@ -101,6 +105,7 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         openssh-client \
         openssh-server; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /etc/ssh/sshd_config.d /run/sshd /root/.ssh; \
     chmod 0700 /root/.ssh; \
@@ -128,6 +133,7 @@ RUN set -eux; \
         ca-certificates \
         git \
         make; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 RUN set -eux; \
     git init -q /opt/FlagCX; \
