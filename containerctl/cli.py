@@ -333,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:
         # click (vendored by newer typer) usage errors carry show() and exit_code
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            ctx = getattr(exc, "ctx", None)
+            path = getattr(ctx, "command_path", None) or "containerctl"
+            msg = " ".join(exc.format_message().split())
+            sys.stderr.write(f"error: {msg}\n  fix: see `{path} --help`\n")
             return exc.exit_code
         if type(exc).__name__ == "Abort":
             sys.stderr.write("aborted\n")

@@ -85,6 +85,10 @@ def register(app: typer.Typer) -> None:
         from .engine import get_engine
         from .profiles import load_profile
         from .stages.runner import Pipeline
+        from .stages.defs import get_def
+        for n in [from_, until] + list(only or []):
+            if n:
+                get_def(n)   # an unknown stage is said before anything is created
         p = load_profile(profile, set_)
         engine = get_engine()
         with _progress(_console(stderr=True)) as prog:

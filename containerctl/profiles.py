@@ -221,16 +221,41 @@ class Profile(_Strict):
 class _Located:
     """Maps a key path (tuple) to the line where it appears in a YAML file."""
 
+    MAX_NODES = 100_000
+
     def __init__(self, node, file: str):
         self.file = file
         self.lines: dict[tuple, int] = {}
+        self._count = 0
+        self._active: set[int] = set()
         if node is not None:
             self._walk(node, ())
 
     def _walk(self, node, path):
+        self._count += 1
+        if id(node) in self._active:
+            raise ProfileError(f"{self.file}:{node.start_mark.line + 1}: a YAML alias refers to "
+                               "itself", "replace the recursive alias (&x … *x) with plain values")
+        if len(path) > 64:
+            raise ProfileError(f"{self.file}:{node.start_mark.line + 1}: nesting deeper than 64 "
+                               "levels", "a profile is a few levels deep: flatten it")
+        if self._count > self.MAX_NODES:
+            raise ProfileError(f"{self.file}: more than {self.MAX_NODES} YAML nodes (aliases "
+                               "expanding without bound?)", "a profile is a small file: remove "
+                               "the nested aliases")
         self.lines.setdefault(path, node.start_mark.line + 1)
+        self._active.add(id(node))
+        try:
+            self._walk_children(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _walk_children(self, node, path):
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    raise ProfileError(f"{self.file}:{k.start_mark.line + 1}: a key must be a "
+                                       "name, not a list or mapping", "write `key: value`")
                 key = k.value
                 self.lines[path + (key,)] = k.start_mark.line + 1
                 self._walk(v, path + (key,))
@@ -257,6 +282,7 @@ def read_yaml(path: Path) -> tuple[dict, _Located]:
                            "give a readable UTF-8 YAML file") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loc = _Located(node, str(path))   # before loading: rejects recursive/explosive aliases
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -269,7 +295,23 @@ def read_yaml(path: Path) -> tuple[dict, _Located]:
     if not isinstance(data, dict):
         raise ProfileError(f"{path}:1: a profile must be a mapping of keys, got "
                            f"{type(data).__name__}", "start the file with `name: ...`")
-    return data, _Located(node, str(path))
+    _check_keys(data, loc, ())
+    return data, loc
+
+
+def _check_keys(data, loc: "_Located", path: tuple) -> None:
+    """Keys must be strings (YAML allows `1: 2`; a profile does not)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if not isinstance(k, str):
+                line = loc.line(path)
+                raise ProfileError(f"{loc.file}:{line or 1}: key {k!r} under "
+                                   f"`{'.'.join(map(str, path)) or '(top)'}` is not a name",
+                                   "keys are names like shm_size; quote it if you meant text")
+            _check_keys(v, loc, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _check_keys(v, loc, path + (i,))
 
 
 def _model_for(path: tuple):
@@ -299,7 +341,7 @@ def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, 
     key = ".".join(str(p) for p in path) or "(top)"
     if err["type"] == "extra_forbidden":
         model = _model_for(path)
-        choices = list(model.model_fields) if model else []
+        choices = [f for f in model.model_fields if f != "source_file"] if model else []
         near = difflib.get_close_matches(str(path[-1]), choices, n=1)
         hint = f"did you mean `{'.'.join(str(p) for p in path[:-1] + (near[0],))}`?" if near \
             else f"valid keys here: {', '.join(choices)}"
@@ -455,7 +497,12 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
             if not isinstance(per, dict):
                 raise ProfileError(f"{sf}:{sloc.line(('profiles',))}: `profiles` must be a mapping",
                                    "write profiles: {<name>: {...}}")
-            for part in (sdata, per.get(data.get("name", file.stem)) or {}):
+            mine = per.get(data.get("name", file.stem)) or {}
+            if not isinstance(mine, dict):
+                raise ProfileError(f"{sf}:{sloc.line(('profiles', data.get('name', file.stem)))}: "
+                                   "a per-profile section must be a mapping",
+                                   "write profiles: {<name>: {container: {...}}}")
+            for part in (sdata, mine):
                 for k in part:
                     origin[(k.rstrip("+"),)] = sloc
                 data = deep_merge(data, part)

@@ -430,6 +430,8 @@ class Pipeline:
                            checks=checks, repro=repro, started=started, source=fp)
         oc.record = rec
         st = {"status": status, "inputs": inputs, "run_id": run_id, "finished": now()}
+        if fp:
+            st["source"] = fp
         self.state["stages"][sd.name] = st
         if status != "passed":
             # a failed stage invalidates what came after it
@@ -467,7 +469,7 @@ class Pipeline:
              "environment": {k: v for k, v in (e.split("=", 1) for e in self.container_env
                                                 if "=" in e)},
              "flagcx_build_run": build.get("run_id")}
-        if source:
-            r["flagcx_source"] = source
+        if source or build.get("source"):
+            r["flagcx_source"] = source or build.get("source")
         r.update({k: v for k, v in extra.items() if v is not None})
         return r
