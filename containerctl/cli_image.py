@@ -37,6 +37,14 @@ def _image_args(name: Optional[str], profile: Optional[str], sets: Optional[List
         if name and name != prof.image:
             raise UsageError(f"profile {profile} uses image {prof.image}, not {name}",
                              "give either NAME or --profile, or make them agree")
+        from containerctl import images
+
+        specs = sorted(s.name for s in images.list_images())
+        if prof.image not in specs:
+            raise UsageError(f"profile {profile} runs image {prof.image}, a literal reference, "
+                             "not an image spec: containerctl does not build it",
+                             f"set the profile's `image:` to a spec ({', '.join(specs)}) to "
+                             "build it, or `docker load` that image")
         name = name or prof.image
         overrides.update(dict(prof.image_args or {}))
     if not name:
@@ -90,7 +98,8 @@ def register(app: typer.Typer) -> None:
 
     @image_app.command("render")
     def render_cmd(
-        name: str = typer.Argument(..., help="image name (or path of a spec .yaml)"),
+        name: Optional[str] = typer.Argument(None, help="image name (or path of a spec .yaml); "
+                                                        "default: the profile's image"),
         set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
         profile: Optional[str] = typer.Option(None, "--profile", "-p",
                                               help="take the profile's image_args"),
@@ -126,7 +135,8 @@ def register(app: typer.Typer) -> None:
 
     @image_app.command("tag")
     def tag_cmd(
-        name: str = typer.Argument(..., help="image name (or path of a spec .yaml)"),
+        name: Optional[str] = typer.Argument(None, help="image name (or path of a spec .yaml); "
+                                                        "default: the profile's image"),
         set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
         profile: Optional[str] = typer.Option(None, "--profile", "-p"),
     ) -> None:

@@ -660,7 +660,17 @@ def _jinja_env():
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False)
     env.globals["fail"] = _fail
+    env.filters["env_value"] = _env_value
     return env
+
+
+def _env_value(value: Any) -> str:
+    """A value for `ENV KEY=value`: bare when safe, else double-quoted with escapes."""
+    text = str(value)
+    if text and re.fullmatch(r"[A-Za-z0-9_./:,+@%=${}-]+", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
 
 
 def _template_error(exc: BaseException, plan_: Plan, block: PlannedBlock | None) -> ImageError:

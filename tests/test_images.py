@@ -529,6 +529,37 @@ def test_cli_list_and_blocks():
     assert result.exit_code == 0 and "allow-run-as-root" in result.output
 
 
+def test_cli_profile_supplies_image_and_args(monkeypatch):
+    import types
+
+    import containerctl.profiles as profiles
+
+    fake = {"gpu": types.SimpleNamespace(image="nvidia-cuda", image_args={"flagcx_ref": "v0.9.0"}),
+            "literal": types.SimpleNamespace(image="vendor/sdk:1", image_args={})}
+    monkeypatch.setattr(profiles, "load_profile", lambda name, *a, **k: fake[name])
+    app, runner = _cli()
+    result = runner.invoke(app, ["image", "render", "--profile", "gpu", "--set", "sshd.port=22"])
+    assert result.exit_code == 0, result.output
+    assert result.output == images.render("nvidia-cuda", {"flagcx_ref": "v0.9.0",
+                                                          "sshd.port": "22"})
+    result = runner.invoke(app, ["image", "render", "--profile", "literal"])
+    assert isinstance(result.exception, ContainerctlError)
+    assert "literal reference" in result.exception.message
+
+
+def test_spec_env_values_are_quoted_when_needed(tmp_path):
+    spec = _write(tmp_path / "e.yaml", """
+        name: e
+        base: {image: debian:bookworm}
+        env: {PLAIN: /opt/x, SPACED: a b, QUOTED: 'say "hi"', NUM: 3}
+        blocks:
+          - use: base-packages
+    """)
+    text = images.render(images.load_image(spec))
+    assert "ENV PLAIN=/opt/x\n" in text and 'ENV SPACED="a b"\n' in text
+    assert 'ENV QUOTED="say \\"hi\\""\n' in text and "ENV NUM=3\n" in text
+
+
 def test_cli_errors_are_containerctl_errors():
     app, runner = _cli()
     result = runner.invoke(app, ["image", "render", "nvidia-cuda", "--set", "noequals"])
