@@ -993,7 +993,7 @@ def image_tag(spec: ImageSpec | str, overrides: dict | None, engine) -> str:
     """The tag this image has (or will have) on `engine`: containerctl/<name>:<hash12>.
     The base must be present (its id is part of the hash); ensure_image makes it."""
     p = plan(spec, overrides)
-    base_id = engine.image_id(p.base_ref)
+    base_id = engine.image_id(p.base_ref) if engine is not None else None
     if not base_id:
         raise ImageError(f"image {p.spec.name}: base {p.base_ref} is not on this engine yet, so "
                          "the image's tag is not known", f"`containerctl image build "
