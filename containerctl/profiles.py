@@ -97,6 +97,7 @@ class ContainerOpts(_Strict):
     workdir: Optional[str] = None
     hostname: Optional[str] = None
     command: list[str] = Field(default_factory=lambda: ["sleep", "infinity"])
+    init: bool = True   # docker --init: an init that reaps the stages' exited processes
     optional_devices: bool = False   # true: a device glob matching nothing is a warning
 
     @field_validator("shm_size")

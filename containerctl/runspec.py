@@ -89,6 +89,9 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
     args: list[str] = ["--name", name]
     warnings: list[str] = []
 
+    if c.init:
+        hc["init"] = True
+        args.append("--init")
     if c.privileged:
         hc["privileged"] = True
         args.append("--privileged")

@@ -88,7 +88,7 @@ def test_exec_exit_codes_propagate(engine, selftest_image, tmp_path, unique_name
     assert r.stdout.strip() == "1"
 
 
-HC_KEYS = ["Privileged", "NetworkMode", "PidMode", "IpcMode", "CapAdd", "CapDrop", "SecurityOpt",
+HC_KEYS = ["Init", "Privileged", "NetworkMode", "PidMode", "IpcMode", "CapAdd", "CapDrop", "SecurityOpt",
            "ShmSize", "Ulimits", "GroupAdd", "Devices", "Binds", "DeviceRequests"]
 
 

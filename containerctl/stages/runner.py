@@ -178,10 +178,10 @@ exit 0"""
 
 
 def session_alive(engine: Engine, container: str, pidfile: str) -> list[str]:
-    """Processes still in the stage's session (for tests and drills)."""
+    """Live processes still in the stage's session (zombies are dead: not counted)."""
     code, out = engine.exec_capture(container, ["bash", "-c", f"""sid=$(cat {pidfile} 2>/dev/null) || exit 0
-for p in /proc/[0-9]*; do s=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f4)
-[ "$s" = "$sid" ] && echo "${{p#/proc/}} $(cat $p/comm 2>/dev/null)"; done; exit 0"""])
+for p in /proc/[0-9]*; do f=$(sed 's/.*) //' "$p/stat" 2>/dev/null); set -- $f
+[ "$4" = "$sid" ] && [ "$1" != Z ] && echo "${{p#/proc/}} $(cat $p/comm 2>/dev/null)"; done; exit 0"""])
     return [ln for ln in out.splitlines() if ln.strip()]
 
 
