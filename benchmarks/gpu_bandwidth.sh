@@ -5,7 +5,8 @@
 #   3. nccl-tests all_reduce_perf -g 2 (the reference every user compares with)
 # and prints busbw per size from 256 MiB up with the ratios (goals: ≥ 0.99 × bare metal,
 # ≥ 0.98 × nccl-tests).
-# Usage: benchmarks/gpu_bandwidth.sh FLAGCX_SRC_DIR NCCL_TESTS_BUILD_DIR [PROFILE]
+# Usage: [NRANKS=2] benchmarks/gpu_bandwidth.sh FLAGCX_SRC_DIR NCCL_TESTS_BUILD_DIR [PROFILE]
+# With NRANKS=1 (a one-GPU host) busbw is 0 by definition, so algbw is compared instead.
 # nccl-tests is taken by path: build it by hand beforehand; nothing here builds it.
 set -euo pipefail
 src=${1:?FlagCX source dir}; nccl_bin=${2:?nccl-tests build dir (with all_reduce_perf)}
@@ -15,11 +16,14 @@ cctl=${CONTAINERCTL:-containerctl}
 export CONTAINERCTL_HOME=${CONTAINERCTL_HOME:-$out/home}
 name=cctl-$profile
 args=(-b 128K -e 4G -f 2 -w 5 -n 20)
+nranks=${NRANKS:-2}
+visible=$(seq -s, 0 $((nranks - 1)))
 
 echo "== 1. containerctl run --profile $profile --until perf"
 $cctl run --profile "$profile" --source "$src" --until perf -q \
   --set stages.perf.warmup=5 --set stages.perf.iters=20 --set stages.perf.begin=128K \
-  --set stages.perf.end=4G | tee "$out/containerctl_run.txt"
+  --set stages.perf.end=4G --set flagcx.nranks="$nranks" --set flagcx.visible_devices="$visible" \
+  --set stages.perf.colls='[allreduce]' | tee "$out/containerctl_run.txt"
 run_id=$($cctl results list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
 cp "$CONTAINERCTL_HOME/results/$run_id/logs/perf.log" "$out/containerctl_perf.log"
 
@@ -29,26 +33,27 @@ docker cp "$name:/workspace/FlagCX" /tmp/bare/FlagCX
 docker cp "$name:/workspace/.containerctl" /tmp/bare/.containerctl
 . /tmp/bare/.containerctl/ccl.env 2>/dev/null || true
 export LD_LIBRARY_PATH=/tmp/bare/FlagCX/build/lib:/tmp/bare/.containerctl/nccl/lib:/usr/local/nvidia/lib:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 CUDA_VISIBLE_DEVICES=0,1
-(cd /tmp/bare/FlagCX/test/perf && mpirun --allow-run-as-root -np 2 --bind-to none \
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 CUDA_VISIBLE_DEVICES=$visible
+(cd /tmp/bare/FlagCX/test/perf && mpirun --allow-run-as-root -np "$nranks" --bind-to none \
    -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE -x CUDA_VISIBLE_DEVICES -x TORCH_SYMM_MEM_DISABLE_MULTICAST \
    -x NVSHMEM_DISABLE_NVLS ./test_allreduce "${args[@]}" -p 1) > "$out/bare_perf.log" 2>&1
 
-echo "== 3. nccl-tests all_reduce_perf -g 2"
-CUDA_VISIBLE_DEVICES=0,1 "$nccl_bin/all_reduce_perf" "${args[@]}" -g 2 > "$out/nccl_tests.log" 2>&1
+echo "== 3. nccl-tests all_reduce_perf -g $nranks"
+CUDA_VISIBLE_DEVICES=$visible "$nccl_bin/all_reduce_perf" "${args[@]}" -g "$nranks" > "$out/nccl_tests.log" 2>&1
 
-echo "== busbw (GB/s) from 256 MiB up"
-python3 - "$out" <<'PY'
+metric=busbw; [ "$nranks" = 1 ] && metric=algbw
+echo "== $metric (GB/s) from 256 MiB up, $nranks rank(s)"
+python3 - "$out" "$metric" <<'PY'
 import sys
 from pathlib import Path
 from containerctl.results import parsers as P
-out = Path(sys.argv[1])
+out, metric = Path(sys.argv[1]), sys.argv[2]
 def flagcx(f):
     rows = [r for s in P.parse_flagcx_perf((out / f).read_text()) for r in s.rows]
-    return {r.size: r.busbw for r in rows}
+    return {r.size: getattr(r, metric) for r in rows}
 cc, bare = flagcx("containerctl_perf.log"), flagcx("bare_perf.log")
 nt = P.parse_nccl_tests((out / "nccl_tests.log").read_text())
-nccl = {r.size: r.oop.busbw for r in nt.rows}
+nccl = {r.size: getattr(r.oop, metric) for r in nt.rows}
 print(f"{'size':>10} {'containerctl':>13} {'bare metal':>11} {'nccl-tests':>11} {'cc/bare':>8} {'cc/nccl':>8}")
 worst_b = worst_n = None
 for size in sorted(cc):

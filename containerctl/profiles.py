@@ -73,7 +73,7 @@ def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
 # models
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 class ContainerOpts(_Strict):

@@ -1,0 +1,51 @@
+"""Parsers and checks over real outputs captured on an H200 through containerctl (see
+tests/fixtures/h200/README.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from containerctl.results import parsers as P
+from containerctl.stages import checks as C
+
+H = Path(__file__).parent / "fixtures" / "h200"
+
+
+def test_perf_all_collectives_parse_and_check():
+    text = (H / "h200x1_perf_all_colls.log").read_text()
+    metrics, checks, _ = C.run_parser("perf", text, {"nranks": 1, "platform_key": "nvidia-h200"})
+    colls = metrics["collectives"]
+    assert set(colls) == {"allreduce", "allgather", "reducescatter", "alltoall", "broadcast",
+                          "reduce", "sendrecv", "gather", "scatter"}
+    for coll, part in colls.items():
+        rows = part["sweeps"][0]["rows"]
+        assert [r["size"] for r in rows] == [128 * 1024 * 2 ** i for i in range(14)], coll
+        assert all(r["algbw"] > 0 for r in rows)
+    by_name = {c["name"]: c for c in checks}
+    assert by_name["allreduce sum buffers"]["ok"] is True
+    assert not [c for c in checks if c["ok"] is False]
+
+
+def test_container_matches_bare_metal_within_a_percent():
+    def algbw(f):
+        return {r.size: r.algbw for s in P.parse_flagcx_perf((H / f).read_text()) for r in s.rows}
+    cc, bare = algbw("h200x1_containerctl_allreduce.log"), algbw("h200x1_bare_metal_allreduce.log")
+    assert set(cc) == set(bare) and max(cc) == 4 * 1024 ** 3
+    big = [s for s in cc if s >= 256 * 1024 ** 2]
+    assert min(cc[s] / bare[s] for s in big) > 0.99
+
+
+def test_nccl_tests_real_output():
+    res = P.parse_nccl_tests((H / "h200x1_nccl_tests_all_reduce_g1.log").read_text())
+    assert [r.size for r in res.rows][0] == 131072 and res.rows[-1].size == 4 * 1024 ** 3
+    assert res.out_of_bounds == 0 and res.out_of_bounds_ok
+    assert all(c.ok for c in P.check_nccl_tests(res))
+
+
+def test_torch_example_real_output():
+    parsed = P.parse_torch_example((H / "h200x1_torch_example.log").read_text())
+    checks = P.check_torch_example(parsed)
+    assert checks and all(c.ok for c in checks), [c.to_dict() for c in checks]
+    broken = (H / "h200x1_torch_example.log").read_text().replace(
+        "after allreduce max with FLAGCX_GROUP1: y = tensor([0.6259]",
+        "after allreduce max with FLAGCX_GROUP1: y = tensor([0.9999]")
+    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken)))
