@@ -15,6 +15,7 @@ from .. import paths
 from ..errors import ProfileError, UsageError
 
 DEFS_DIR = Path(__file__).parent / "defs"
+ASSETS_DIR = Path(__file__).parent / "assets"
 
 
 class StageDef(BaseModel):
@@ -28,6 +29,7 @@ class StageDef(BaseModel):
     applies: Optional[str] = None            # a Jinja2 expression over the context
     not_applicable: str = "does not apply to this profile"
     host_prepare: Optional[str] = None       # a host-side step before the script (flagcx_source)
+    assets: list[str] = Field(default_factory=list)  # files from stages/assets copied to $CCTL_DIR/assets
     scope: str = "host"                      # host | cluster
     order: int = 0
     file: Optional[str] = Field(None, exclude=True)

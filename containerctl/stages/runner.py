@@ -388,6 +388,8 @@ class Pipeline:
 
             fp = ""
             try:
+                if sd.assets:
+                    self._copy_assets(sd)
                 if sd.host_prepare == "flagcx_source":
                     fp = prepare_source(self.engine, self.container, self.profile, log_text,
                                         self.options.get("source"))
@@ -442,6 +444,17 @@ class Pipeline:
         if outcome == "interrupted":
             raise KeyboardInterrupt
         return oc
+
+    def _copy_assets(self, sd: StageDef) -> None:
+        from .defs import ASSETS_DIR
+        dest = f"{self.ctx['cctl_dir']}/assets"
+        self.engine.exec(self.container, ["mkdir", "-p", dest])
+        for name in sd.assets:
+            src = ASSETS_DIR / name
+            if not src.is_file():
+                raise UsageError(f"stage {sd.name} names asset {name}, which does not exist",
+                                 f"put it in {ASSETS_DIR}")
+            self.engine.put_file(self.container, dest, name, src.read_bytes())
 
     def _record(self, run_id: str, sd: StageDef, oc: StageOutcome, duration: float,
                 code: int | None, metrics=None, checks=None, repro=None, started=None,
