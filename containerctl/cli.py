@@ -2,10 +2,15 @@
 inside commands so `containerctl --help` stays fast."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
-import typer
+# typer's rich help formatter costs ~0.15 s per start; plain help keeps `--help` and the no-op
+# `up` fast. TYPER_USE_RICH=1 brings the boxed help back.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
+import typer  # noqa: E402
 
 from . import __version__
 from .errors import ContainerctlError
@@ -133,6 +138,8 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
                                     "line; create nothing."),
        set_: Optional[List[str]] = SetOpt):
     """Create (or converge) the profile's container: same config → no-op, changed → recreate."""
+    if not dry_run and not force_recreate and _noop_fast(profile, name, set_):
+        return
     from .profiles import load_profile
     from . import lifecycle
     p = load_profile(profile, set_)
@@ -157,11 +164,29 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
                            on_status=prog.status)
     for w in res.spec.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}")
+    lifecycle.remember(profile, name, set_, p, res)
     if res.action == "noop":
         typer.echo(f"{res.name}: up to date, nothing changed (config {res.spec.config_hash})")
     else:
         typer.echo(f"{res.name}: {res.action}{' (' + res.reason + ')' if res.reason else ''} "
                    f"from {res.spec.image}")
+
+
+def _noop_fast(profile: str, name: Optional[str], sets) -> bool:
+    """True when nothing the config came from changed and the container runs with its hash."""
+    from . import upcache
+    hit = upcache.lookup(profile, name, sets)
+    if not hit:
+        return False
+    try:
+        state = _engine().quick_state(hit["name"])
+    except LookupError:
+        return False
+    if state is None or state[0] != "running" or \
+            state[1].get("io.containerctl.config-hash") != hit["config_hash"]:
+        return False
+    typer.echo(f"{hit['name']}: up to date, nothing changed (config {hit['config_hash']})")
+    return True
 
 
 class _progress:
@@ -342,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "Abort":
             sys.stderr.write("aborted\n")
             return 130
-        import os
         if os.environ.get("CONTAINERCTL_DEBUG"):
             raise
         sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"

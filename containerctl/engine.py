@@ -138,6 +138,38 @@ class Engine:
         return ContainerInfo(id=d["Id"], name=d["Name"].lstrip("/"), status=d["State"]["Status"],
                              image=d["Config"]["Image"], labels=d["Config"].get("Labels") or {})
 
+    def quick_state(self, name: str) -> tuple[str, dict] | None:
+        """(status, labels) of a container over the local socket with the standard library
+        only — the no-op `up` path, which must not pay for importing the SDK. None when the
+        container does not exist; raises LookupError when this engine is not a local socket."""
+        if not self.base_url.startswith("unix://"):
+            raise LookupError("not a local socket")
+        import http.client
+        import json
+        import socket
+        from urllib.parse import quote
+
+        class _Conn(http.client.HTTPConnection):
+            def connect(conn):
+                conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.sock.settimeout(10)
+                conn.sock.connect(self.base_url[len("unix://"):])
+        c = _Conn("localhost")
+        try:
+            c.request("GET", f"/containers/{quote(name)}/json")
+            r = c.getresponse()
+            body = r.read()
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+        finally:
+            c.close()
+        if r.status == 404:
+            return None
+        if r.status != 200:
+            raise LookupError(f"engine answered {r.status}")
+        d = json.loads(body)
+        return d["State"]["Status"], d["Config"].get("Labels") or {}
+
     def inspect(self, name: str) -> dict:
         return self._call(self.api.inspect_container, name, what=f"container {name}")
 

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 from . import paths
@@ -110,6 +111,22 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
         status(f"creating {name} from {spec.image}")
         cid = engine.create_and_start(spec)
         return UpResult(action, name, spec, cid, reason)
+
+
+def remember(profile_arg: str, name: str | None, sets, profile: Profile, res: UpResult) -> None:
+    """Record what this `up` was resolved from, for the no-op fast path (upcache)."""
+    from . import upcache
+    from .profiles import input_files
+    files = input_files(profile_arg)
+    globs = [d.split(":")[0] for d in profile.container.devices
+             if any(ch in d.split(":")[0] for ch in "*?[")]
+    if is_image_spec(profile.image):
+        from . import images
+        for d in list(images.image_dirs()) + list(images.template_dirs()):
+            if Path(d).is_dir():
+                files += [str(f) for f in sorted(Path(d).rglob("*")) if f.is_file()]
+            files.append(str(d))
+    upcache.record(profile_arg, name, sets, files, globs, res.name, res.spec.config_hash)
 
 
 def down(engine: Engine, name: str, volumes: bool = False) -> list[str]:

@@ -524,6 +524,28 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
     return prof
 
 
+def input_files(name: str) -> list[str]:
+    """Every path whose content or existence decides what `load_profile(name)` returns: the
+    extends chain, every search-path candidate that could shadow a file of it, the site overlay
+    (for the no-op `up` fast path)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    cur: str | None = name
+    while cur and cur not in seen:
+        seen.add(cur)
+        if not (Path(cur).suffix in (".yaml", ".yml") or os.sep in cur):
+            out += [str(d / f"{cur}{ext}") for d in search_dirs() for ext in (".yaml", ".yml")]
+        f = find_profile_file(cur)
+        out.append(str(f))
+        try:
+            cur = (yaml.safe_load(f.read_text()) or {}).get("extends")
+        except (yaml.YAMLError, AttributeError):
+            cur = None
+    env = os.environ.get("CONTAINERCTL_SITE")
+    out.append(env if env else str(paths.config_dir() / "site.yaml"))
+    return out
+
+
 def validate_file(path: str) -> Profile:
     """Validate one file on its own terms (extends resolved through the search path)."""
     p = Path(path)

@@ -216,3 +216,27 @@ def test_concurrent_up_makes_one_container(engine, selftest_image, tmp_path, uni
     assert len(managed(engine, unique_name)) == 1
     joined = " ".join(o[0] for o in outs)
     assert "created" in joined and "nothing changed" in joined
+
+
+def test_noop_fast_path_sees_file_changes(engine, selftest_image, tmp_path, unique_name):
+    """The no-op shortcut must notice an edited profile, a new site overlay, and a removed
+    container."""
+    prof = profile_file(tmp_path, selftest_image)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    r = cli("up", "--profile", prof, "--name", unique_name)
+    assert "nothing changed" in r.stdout
+    # edit the profile file: same arguments, different content → recreated
+    text = open(prof).read().replace("shm_size: 256M", "shm_size: 320M")
+    open(prof, "w").write(text)
+    r = cli("up", "--profile", prof, "--name", unique_name)
+    assert "recreated" in r.stdout, r.stdout
+    assert engine.inspect(unique_name)["HostConfig"]["ShmSize"] == 320 * 1024 ** 2
+    # a site overlay appears → its content applies
+    site = tmp_path / "site.yaml"
+    site.write_text("container:\n  env: {SITE: 'yes'}\n")
+    r = cli("up", "--profile", prof, "--name", unique_name, env={"CONTAINERCTL_SITE": str(site)})
+    assert "recreated" in r.stdout
+    # the container was removed behind our back → created again
+    engine.remove(unique_name, force=True)
+    r = cli("up", "--profile", prof, "--name", unique_name, env={"CONTAINERCTL_SITE": str(site)})
+    assert "created" in r.stdout and engine.find(unique_name).running

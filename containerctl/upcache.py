@@ -1,0 +1,76 @@
+"""The no-op `up` fast path, like compose's config hash but without re-resolving anything:
+after a successful `up`, remember which files (and which paths that could shadow them) the
+resolved config came from, with their stat fingerprints, and the config hash it produced. A
+later `up` with the same arguments whose files are all unchanged only has to confirm that the
+container still runs with that hash. Imports nothing heavy (no pydantic, yaml, jinja2, docker)."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from . import __version__, paths
+
+ENV_KEYS = ("CONTAINERCTL_PROFILE_PATH", "CONTAINERCTL_SITE", "XDG_CONFIG_HOME", "DOCKER_HOST",
+            "CONTAINERCTL_HOME")
+
+
+def _key(profile_arg: str, name: str | None, sets: list[str] | None) -> str:
+    payload = [__version__, profile_arg, name or "", list(sets or []), os.getcwd(),
+               [os.environ.get(k, "") for k in ENV_KEYS]]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:24]
+
+
+def _stat(path: str) -> list:
+    try:
+        st = os.stat(path)
+        return [path, st.st_mtime_ns, st.st_size]
+    except OSError:
+        return [path, None, None]
+
+
+def _fingerprint(files: list[str], globs: list[str]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(json.dumps(_stat(f)).encode())
+    for g in globs:
+        h.update(json.dumps([g, sorted(glob.glob(g))]).encode())
+    return h.hexdigest()
+
+
+def _file() -> Path:
+    return paths.home() / "cache" / "up.json"
+
+
+def _load() -> dict:
+    try:
+        return json.loads(_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def lookup(profile_arg: str, name: str | None, sets: list[str] | None) -> dict | None:
+    """{name, config_hash} when nothing the config came from has changed since it was recorded."""
+    entry = _load().get(_key(profile_arg, name, sets))
+    if not entry:
+        return None
+    if _fingerprint(entry["files"], entry["globs"]) != entry["fingerprint"]:
+        return None
+    return entry
+
+
+def record(profile_arg: str, name: str | None, sets: list[str] | None, files: list[str],
+           globs: list[str], container: str, config_hash: str) -> None:
+    data = _load()
+    data[_key(profile_arg, name, sets)] = {
+        "name": container, "config_hash": config_hash, "files": sorted(set(files)),
+        "globs": sorted(set(globs)), "fingerprint": _fingerprint(sorted(set(files)),
+                                                                 sorted(set(globs)))}
+    if len(data) > 200:   # keep it small: drop the oldest entries
+        data = dict(list(data.items())[-200:])
+    try:
+        paths.atomic_write(_file(), json.dumps(data))
+    except OSError:
+        pass
