@@ -19,47 +19,16 @@ def _echo_factory(quiet: bool):
 
 
 def _summary(run_id: str, outcomes) -> int:
+    """The run as `containerctl report` shows it: stages, per-size tables, checks."""
     from rich.console import Console
-    from rich.table import Table
+    from .report import load_runs, table_renderables
     from .results import store
     con = Console(highlight=False)
-    colours = {"passed": "green", "skipped": "yellow", "failed": "red", "timeout": "red",
-               "interrupted": "red"}
-    t = Table("stage", "status", "time", "detail", title=f"run {run_id}", box=None)
-    for o in outcomes:
-        c = colours.get(o.status, "white")
-        t.add_row(o.name, f"[{c}]{o.status}[/{c}]",
-                  f"{o.record.get('duration_s', 0):.1f}s" if o.record else "-", o.message)
-    for o in outcomes:
-        if o.name == "perf" and o.record:
-            _perf_tables(con, o.record)
-    con.print(t)
+    for r in table_renderables(load_runs([run_id])):
+        con.print(r)
     con.print(f"results: {store.run_dir(run_id)}   (containerctl report {run_id})")
     bad = [o for o in outcomes if o.status not in ("passed", "skipped")]
     return 0 if not bad else (130 if bad[0].status == "interrupted" else 1)
-
-
-def _perf_tables(con, record: dict):
-    from rich.table import Table
-    for coll, part in record.get("metrics", {}).get("collectives", {}).items():
-        for sw in part.get("sweeps", []):
-            t = Table("size", "time (s)", "algbw (GB/s)", "busbw (GB/s)",
-                      title=f"{coll} · {part.get('nranks')} ranks · {record.get('platform')}",
-                      box=None)
-            for r in sw["rows"]:
-                t.add_row(_human(r["size"]), f"{r['time_s']:.6f}", f"{r['algbw']:.3f}",
-                          f"{r['busbw']:.3f}")
-            con.print(t)
-    for c in record.get("checks", []):
-        mark = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]", None: "[yellow]n/a[/yellow]"}
-        con.print(f"  {mark.get(c.get('ok'))} {c.get('name')}: {c.get('detail')}")
-
-
-def _human(n: int) -> str:
-    for unit, div in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if n >= div and n % div == 0:
-            return f"{n // div}{unit}"
-    return f"{n}B"
 
 
 def register(app: typer.Typer) -> None:

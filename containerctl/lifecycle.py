@@ -30,6 +30,7 @@ class UpResult:
 @contextlib.contextmanager
 def name_lock(name: str) -> Iterator[None]:
     """Serialise lifecycle operations on one container name across processes."""
+    paths.require_writable_home()
     d = paths.ensure(paths.home() / "locks")
     fd = os.open(str(d / f"{name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
     try:

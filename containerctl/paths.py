@@ -33,8 +33,31 @@ def home() -> Path:
 
 
 def ensure(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(p, exc) from None
     return p
+
+
+def _unwritable(p: Path, exc: OSError):
+    from .errors import HostError
+    return HostError(f"cannot write containerctl's state/results directory {p}: "
+                     f"{exc.strerror or exc}", "fix its permissions, or set CONTAINERCTL_HOME "
+                     "to a writable directory (nothing was started)")
+
+
+def require_writable_home() -> Path:
+    """Fail early, before any container or stage is touched, when results could not be kept."""
+    h = home()
+    ensure(h)
+    probe = h / f".write-test-{os.getpid()}"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise _unwritable(h, exc) from None
+    return h
 
 
 def atomic_write(path: Path, text: str) -> None:

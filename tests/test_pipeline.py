@@ -57,8 +57,8 @@ def test_run_full_pipeline(engine, pipe_home, pipe_name):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     out = r.stdout
     # a per-size bandwidth table and a passed correctness check
-    assert "busbw (GB/s)" in out and "1M" in out
-    assert "PASS allreduce sum buffers" in out
+    assert "busbw (GB/s)" in out and "1 MiB" in out
+    assert "allreduce sum buffers" in out and "PASS" in out
     for st in ("deps", "build", "perf"):
         rec = latest_record(pipe_home, st)
         assert rec["status"] == "passed", rec

@@ -249,6 +249,7 @@ class Pipeline:
     def __init__(self, engine: Engine, profile: Profile, container: str, options: dict | None = None,
                  echo: Callable[[str, str], None] | None = None,
                  status: Callable[[str], None] | None = None):
+        paths.require_writable_home()
         self.engine = engine
         self.profile = profile
         self.container = container
