@@ -72,6 +72,13 @@ def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # models
 
+def _env_strings(v):
+    """env maps: YAML numbers, booleans and null become the strings a process sees."""
+    if isinstance(v, dict):
+        return {str(k): ("" if val is None else str(val)) for k, val in v.items()}
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
 
@@ -115,12 +122,7 @@ class ContainerOpts(_Strict):
             parse_ulimit(k, val)
         return v
 
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, v):
-        if isinstance(v, dict):
-            return {str(k): ("" if val is None else str(val)) for k, val in v.items()}
-        return v
+    _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
 
     @field_validator("volumes")
     @classmethod
@@ -158,12 +160,7 @@ class FlagCXOpts(_Strict):
                 raise ValueError(f"make flag {f!r} must look like USE_NVIDIA=1")
         return v
 
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, v):
-        if isinstance(v, dict):
-            return {str(k): ("" if val is None else str(val)) for k, val in v.items()}
-        return v
+    _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
 
 
 class PerfOpts(_Strict):
