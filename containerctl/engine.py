@@ -288,13 +288,28 @@ class Engine:
                    what=f"copy into {container}")
 
     def put_file(self, container: str, dest_dir: str, name: str, data: bytes, mode: int = 0o644):
+        self.put_files(container, dest_dir, {name: (data, mode)})
+
+    def put_files(self, container: str, dest_dir: str, files: dict[str, tuple[bytes, int]]):
+        """Write several files in one round trip; names may contain subdirectories, which are
+        created (dest_dir itself must exist: `/` always does)."""
         buf = io.BytesIO()
+        now = int(time.time())
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = mode
-            ti.mtime = int(time.time())
-            tar.addfile(ti, io.BytesIO(data))
+            dirs: set[str] = set()
+            for name in files:
+                parts = name.split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    d = "/".join(parts[:i])
+                    if d and d not in dirs:
+                        dirs.add(d)
+                        ti = tarfile.TarInfo(d)
+                        ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, now
+                        tar.addfile(ti)
+            for name, (data, mode) in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode, ti.mtime = len(data), mode, now
+                tar.addfile(ti, io.BytesIO(data))
         self._call(self.api.put_archive, container, dest_dir, buf.getvalue(),
                    what=f"copy into {container}")
 

@@ -189,9 +189,8 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
                       on_output: Callable[[bytes], None]) -> tuple[int, str]:
     """Returns (exit code, outcome) with outcome in ok | timeout | interrupted."""
     d = f"{IN_CONTAINER_DIR}/{stage}"
-    engine.exec(container, ["mkdir", "-p", d])
-    engine.put_file(container, d, "script.sh", script.encode(), mode=0o755)
-    engine.put_file(container, d, "kill.sh", KILL_SCRIPT.encode(), mode=0o755)
+    engine.put_files(container, "/", {f"{d.lstrip('/')}/script.sh": (script.encode(), 0o755),
+                                      f"{d.lstrip('/')}/kill.sh": (KILL_SCRIPT.encode(), 0o755)})
     pidfile = f"{d}/session"
     # setsid makes the stage a session of its own; its id (= the shell's pid) is written first
     cmd = ["setsid", "-w", "bash", "-c", f'echo $$ > {pidfile}; exec bash {d}/script.sh']
