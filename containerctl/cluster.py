@@ -876,7 +876,8 @@ def render_slurm(cl: Cluster, opts: dict) -> str:
              f"# containerctl cluster export --format slurm: cluster {cl.name} "
              f"({cl.inv.source_file})",
              "# FlagCX and its perf tests must be built in each image at the path below (the",
-             "# image block `flagcx`); pyxis runs the container, Slurm's PMI wires the ranks.",
+             "# image block `flagcx`; FlagCX >= v0.12 names them build/bin/perf_<coll>) and MPICH",
+             f"# at {cl.inv.cluster.mpi_home}; pyxis runs the containers, Slurm's PMI wires the ranks.",
              f"#SBATCH --job-name={name}",
              f"#SBATCH --output={name}-%j.out",
              "#SBATCH --time=01:00:00"]
@@ -898,7 +899,7 @@ def render_slurm(cl: Cluster, opts: dict) -> str:
                 "--export=ALL", "env"]
         comp += [q(f"{k}={v}") for k, v in j.env.items()]
         comp += [q(j.binary)] + args
-        parts.append(("  " if i else "") + " ".join(comp))
+        parts.append(" ".join(comp))
     lines.append(f"srun --mpi={mpi} " + " \\\n  : ".join(parts))
     return "\n".join(lines) + "\n"
 
