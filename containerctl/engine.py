@@ -195,7 +195,10 @@ class Engine:
         try:
             self._call(api.start, cid, what=f"start {spec.name}")
         except BaseException:
-            self.remove(cid, force=True)
+            try:   # a failed cleanup (engine gone) must not hide why the start failed
+                self.remove(cid, force=True)
+            except Exception:
+                pass
             raise
         return cid
 

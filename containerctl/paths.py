@@ -51,12 +51,15 @@ def require_writable_home() -> Path:
     """Fail early, before any container or stage is touched, when results could not be kept."""
     h = home()
     ensure(h)
-    probe = h / f".write-test-{os.getpid()}"
-    try:
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise _unwritable(h, exc) from None
+    for d in [h] + [h / sub for sub in ("results", "state", "locks", "cache")]:
+        if d != h and not d.exists():
+            ensure(d)
+        probe = d / f".write-test-{os.getpid()}"
+        try:
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise _unwritable(d, exc) from None
     return h
 
 

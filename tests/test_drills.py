@@ -397,11 +397,7 @@ def test_daemon_killed_during_up_converges(killed_during_up, point):
 
 @pytest.mark.parametrize("point", [
     "create",
-    pytest.param("start", marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: when the engine dies between create and start, Engine.create_and_start's "
-        "cleanup calls Engine.remove, which does not go through _call, so a raw "
-        "requests.ConnectionError replaces the EngineError: `internal error: ConnectionError: "
-        "('Connection aborted.', ...)`, exit 70"))),
+    "start",
 ])
 def test_daemon_killed_during_up_says_one_line_error(killed_during_up, point):
     """The dying daemon is reported like an unreachable one: exit 2, a cause and a fix."""
@@ -558,11 +554,6 @@ def test_container_killed_mid_stage_then_run_resumes(engine, built, killed_mid_s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "product gap: when the container dies under a stage, the record blames the output "
-    "(\"allreduce output: no 'Comm size: … Bus bandwidth' lines were printed (exit code 137)\") "
-    "and nothing says the container stopped; exec_stage_script does not look at the "
-    "container's state after the exec ends"))
 def test_container_killed_mid_stage_is_named(killed_mid_stage):
     k = killed_mid_stage
     said = (k.rec["message"] + " " + k.err).lower()
@@ -620,16 +611,8 @@ def test_unwritable_home_refuses_before_anything(engine, selftest_image, ro_moun
 
 
 @pytest.mark.parametrize("sub", [
-    pytest.param("results", marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: with CONTAINERCTL_HOME writable but its results/ directory read-only, "
-        "`run` creates the container, then new_run_id's mkdir raises a raw OSError: "
-        "`internal error: OSError: [Errno 30] Read-only file system: '<home>/results/<run>'`, "
-        "exit 70 (require_writable_home only probes the home directory itself)"))),
-    pytest.param("state", marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: with CONTAINERCTL_HOME writable but its state/ directory read-only, "
-        "`run` creates the container and runs deps, then save_state raises a raw OSError: "
-        "`internal error: OSError: [Errno 30] Read-only file system: "
-        "'<home>/state/.<name>.json.<pid>.tmp'`, exit 70"))),
+    "results",
+    "state",
 ])
 def test_unwritable_results_subdir_refuses_before_anything(engine, selftest_image, ro_mount,
                                                            tmp_path, unique_name, sub):

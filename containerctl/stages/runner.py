@@ -422,6 +422,9 @@ class Pipeline:
             bad = [c for c in checks if c.get("ok") is False]
             if bad:
                 msg = f"{bad[0]['name']}: {bad[0]['detail']} (exit code {code})"
+            gone = self._container_gone(wait=2.0 if code in (137, 143, 255) else 0.0)
+            if gone:
+                msg = f"{gone} during the stage (exit code {code}); {msg}"
         else:
             bad = [c for c in checks if c.get("ok") is False]
             status = "failed" if bad else "passed"
@@ -444,6 +447,23 @@ class Pipeline:
         if outcome == "interrupted":
             raise KeyboardInterrupt
         return oc
+
+    def _container_gone(self, wait: float = 0.0) -> str | None:
+        """Why the stage's container is no longer running, if it is not. A killed exec can end
+        a moment before the engine marks its container stopped: `wait` allows for that."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                c = self.engine.find(self.container)
+            except Exception:
+                return "the Docker engine stopped answering"
+            if c is None:
+                return f"container {self.container} was removed"
+            if not c.running:
+                return f"container {self.container} stopped ({c.status})"
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
 
     def _copy_assets(self, sd: StageDef) -> None:
         from .defs import ASSETS_DIR
