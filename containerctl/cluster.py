@@ -571,6 +571,9 @@ class Cluster:
                     flush()
             except KeyboardInterrupt:
                 code, outcome = 130, "interrupted"
+            except StageError as exc:
+                code, message = 1, exc.message
+                emit("", f"error: {exc.message}")
             finally:
                 self._cleanup(run_id, emit)
         text = buf.decode("utf-8", "replace")
