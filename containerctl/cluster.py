@@ -175,35 +175,11 @@ class Cluster:
         return done
 
     def _up_host(self, h: Host, force_recreate: bool) -> str:
-        # lifecycle.up's convergence, plus the cluster labels (lifecycle.up takes no labels)
+        """lifecycle.up's convergence on the host's own engine, with the cluster's labels."""
         from . import lifecycle
-        from .hostcheck import check_spec, raise_first
-        from .runspec import build_spec
-        eng, prof, name = h.engine, h.profile, h.container
-        with lifecycle.name_lock(name):
-            existing = eng.find(name)
-            if existing is not None and MANAGED not in existing.labels:
-                raise UsageError(f"host {h.name}: a container named {name} exists on "
-                                 f"{h.entry.docker} and is not managed by containerctl",
-                                 "remove or rename it")
-            raise_first(check_spec(eng, build_spec(prof, prof.image, name=name), probes=False),
-                        prof.name)
-            spec = lifecycle.plan(prof, name, eng, build=True, on_line=self.on_line)
-            spec.labels.update(self.labels(h))
-            if existing is not None and not force_recreate and \
-                    existing.labels.get(LABEL + "config-hash") == spec.config_hash and \
-                    existing.labels.get(CLUSTER_LABEL) == self.name:
-                if existing.running:
-                    return "up to date"
-                eng.start(name)
-                return "started"
-            raise_first(check_spec(eng, spec), prof.name)
-            action = "created"
-            if existing is not None:
-                eng.remove(name, force=True)
-                action = "recreated"
-            eng.create_and_start(spec)
-            return action
+        res = lifecycle.up(h.engine, h.profile, h.container, force_recreate,
+                           on_line=self.on_line, extra_labels=self.labels(h))
+        return "up to date" if res.action == "noop" else res.action
 
     def down(self, volumes: bool = False) -> list[str]:
         """Remove every host's container (its processes go with it), the workspace volumes with

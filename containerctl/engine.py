@@ -93,6 +93,10 @@ class Engine:
 
     def _unreachable(self, exc: Exception) -> EngineError:
         text = str(exc)
+        if "paramiko" in text:
+            return EngineError(f"ssh:// Docker endpoints ({self.base_url}) need the paramiko "
+                               "package, which is not installed",
+                               "pip install 'docker[ssh]' (containerctl's own install has it)")
         if "Permission denied" in text or "PermissionError" in text:
             return EngineError(f"permission denied on the Docker engine at {self.base_url}",
                                "run as root or add your user to the `docker` group")

@@ -77,10 +77,17 @@ def plan(profile: Profile, name: str | None = None, engine: Engine | None = None
 
 
 def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate: bool = False,
-       on_line: Callable[[str], None] | None = None, on_status: Callable[[str], None] | None = None
-       ) -> UpResult:
+       on_line: Callable[[str], None] | None = None, on_status: Callable[[str], None] | None = None,
+       extra_labels: dict[str, str] | None = None) -> UpResult:
+    """Converge the container. `extra_labels` (e.g. a cluster's) must match too, or it is
+    recreated with them."""
     name = name or default_name(profile)
     status = on_status or (lambda _m: None)
+    extra = dict(extra_labels or {})
+
+    def labelled(spec: ContainerSpec) -> ContainerSpec:
+        spec.labels.update(extra)
+        return spec
     with name_lock(name):
         existing = engine.find(name)
         if existing is not None and MANAGED not in existing.labels:
@@ -91,7 +98,9 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
             spec = plan(profile, name, engine, build=False, check_devices=False)
             if spec.image.endswith("<built-at-up>") or not engine.image_exists(spec.image):
                 spec = plan(profile, name, engine, build=True, on_line=on_line)
-            if existing.labels.get(LABEL + "config-hash") == spec.config_hash:
+            spec = labelled(spec)
+            if existing.labels.get(LABEL + "config-hash") == spec.config_hash and \
+                    all(existing.labels.get(k) == v for k, v in extra.items()):
                 if existing.running:
                     return UpResult("noop", name, spec, existing.id, "configuration unchanged")
                 status(f"starting {name}")
@@ -100,7 +109,7 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
         # what the host lacks is said before anything is built or created
         raise_first(check_spec(engine, build_spec(profile, profile.image, name=name),
                                probes=False), profile.name)
-        spec = plan(profile, name, engine, build=True, on_line=on_line)
+        spec = labelled(plan(profile, name, engine, build=True, on_line=on_line))
         raise_first(check_spec(engine, spec), profile.name)
         action = "created"
         reason = ""
