@@ -125,7 +125,6 @@ def register(app: typer.Typer) -> None:
                                                                 "output"),
     ) -> None:
         """Build an image unless its content-hash tag already exists; prints the tag."""
-        from containerctl import images
         from containerctl.engine import get_engine
 
         name, overrides = _image_args(name, profile, set_)

@@ -866,7 +866,7 @@ def render_slurm(cl: Cluster, opts: dict) -> str:
         for i, j in enumerate(jh):
             if i:
                 lines.append("#SBATCH hetjob")
-            lines += [f"#SBATCH --nodes=1", f"#SBATCH --ntasks-per-node={j.slots}"]
+            lines += ["#SBATCH --nodes=1", f"#SBATCH --ntasks-per-node={j.slots}"]
     for j in jh:
         if j.image_note:
             lines.append(f"# {j.name}: {j.image_note}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import EngineError, HostError, ImageError, NotFound
+from .errors import EngineError, ImageError, NotFound
 
 LABEL_PREFIX = "io.containerctl."
 MANAGED = LABEL_PREFIX + "managed"
@@ -133,12 +133,9 @@ class Engine:
     # -- containers ---------------------------------------------------------------------
     def find(self, name: str) -> ContainerInfo | None:
         try:
-            d = self.api.inspect_container(name)
-        except _docker().errors.NotFound:
+            d = self._call(self.api.inspect_container, name, what=f"container {name}")
+        except NotFound:
             return None
-        except Exception as exc:  # connection problems
-            self._call(lambda: (_ for _ in ()).throw(exc))
-            raise
         return ContainerInfo(id=d["Id"], name=d["Name"].lstrip("/"), status=d["State"]["Status"],
                              image=d["Config"]["Image"], labels=d["Config"].get("Labels") or {})
 

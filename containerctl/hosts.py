@@ -169,44 +169,6 @@ class Inventory(_Strict):
 # ---------------------------------------------------------------------------------------------
 # loading
 
-def _model_for(path: tuple):
-    model = Inventory
-    for key in path[:-1]:
-        if isinstance(key, int):
-            continue
-        f = model.model_fields.get(key)
-        if f is None:
-            return None
-        ann = f.annotation
-        args = getattr(ann, "__args__", ())
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        elif args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-            model = args[0]
-        else:
-            return None
-    return model
-
-
-def _format(exc: ValidationError, loc, file: str) -> ProfileError:
-    err = exc.errors()[0]
-    path = tuple(err["loc"])
-    line = loc.line(path) if path else None
-    where = f"{file}:{line or 1}"
-    key = ".".join(str(p) for p in path) or "(top)"
-    if err["type"] == "extra_forbidden":
-        model = _model_for(path)
-        choices = [f for f in model.model_fields if f != "source_file"] if model else []
-        near = difflib.get_close_matches(str(path[-1]), choices, n=1)
-        hint = (f"did you mean `{near[0]}`?" if near else f"valid keys here: {', '.join(choices)}")
-        return ProfileError(f"{where}: unknown key `{key}`", hint)
-    if err["type"] == "missing":
-        return ProfileError(f"{where}: missing required key `{key}`",
-                            f"add `{path[-1]}:` ({INVENTORY_HINT})")
-    msg = err["msg"].removeprefix("Value error, ")
-    return ProfileError(f"{where}: `{key}`: {msg}", INVENTORY_HINT)
-
-
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate a hosts file. A missing file is NotFound (exit 2) with a fix."""
     from .profiles import read_yaml
@@ -221,7 +183,9 @@ def load_inventory(path: str | Path) -> Inventory:
     try:
         inv = Inventory.model_validate(data)
     except ValidationError as exc:
-        raise _format(exc, loc, str(p)) from None
+        from .profiles import _format_validation
+        raise _format_validation(exc, loc, None, root=Inventory, missing_hint=f"({INVENTORY_HINT})",
+                                 type_hint=INVENTORY_HINT) from None
     inv.source_file = str(p)
     return inv
 

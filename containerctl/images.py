@@ -415,7 +415,6 @@ def _parse_block(path: Path, _mtime: int) -> BlockDef:
     end_line = text[:m.end()].count("\n") + 1
     try:
         head = yaml.safe_load(body) or {}
-        node = yaml.compose(body, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 1

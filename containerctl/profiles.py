@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -312,9 +312,10 @@ def _check_keys(data, loc: "_Located", path: tuple) -> None:
             _check_keys(v, loc, path + (i,))
 
 
-def _model_for(path: tuple):
-    """The pydantic model that owns the last key of `path` (for key suggestions)."""
-    model = Profile
+def _model_for(path: tuple, root: type[BaseModel] | None = None):
+    """The pydantic model that owns the last key of `path` (for key suggestions); list and
+    optional fields of models are followed too."""
+    model = root or Profile
     for key in path[:-1]:
         if isinstance(key, int):
             continue
@@ -322,23 +323,31 @@ def _model_for(path: tuple):
         if f is None:
             return None
         ann = f.annotation
+        args = getattr(ann, "__args__", ())
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
+        elif args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            model = args[0]
         else:
             return None
     return model
 
 
-def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _Located] | None
+def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _Located] | None,
+                       root: type[BaseModel] | None = None,
+                       missing_hint: str = "to the profile (or `extends:` one that has it)",
+                       type_hint: str = "see `containerctl profile schema` for the expected type"
                        ) -> ProfileError:
+    """The first validation error as `file:line: …` with a fix (nearest key for unknown ones).
+    Shared by every YAML file containerctl reads (profiles, overlays, hosts inventories)."""
     err = exc.errors()[0]
     path = tuple(err["loc"])
     where_loc = (origin or {}).get(path[:1], loc) if origin else loc
-    line = where_loc.line(path)
-    where = f"{where_loc.file}:{line}" if line else where_loc.file
+    line = where_loc.line(path) if path else None
+    where = f"{where_loc.file}:{line or 1}"
     key = ".".join(str(p) for p in path) or "(top)"
     if err["type"] == "extra_forbidden":
-        model = _model_for(path)
+        model = _model_for(path, root)
         choices = [f for f in model.model_fields if f != "source_file"] if model else []
         near = difflib.get_close_matches(str(path[-1]), choices, n=1)
         hint = f"did you mean `{'.'.join(str(p) for p in path[:-1] + (near[0],))}`?" if near \
@@ -346,10 +355,9 @@ def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, 
         return ProfileError(f"{where}: unknown key `{key}`", hint)
     if err["type"] == "missing":
         return ProfileError(f"{where}: missing required key `{key}`",
-                            f"add `{path[-1]}:` to the profile (or `extends:` one that has it)")
+                            f"add `{path[-1]}:` {missing_hint}")
     msg = err["msg"].removeprefix("Value error, ")
-    return ProfileError(f"{where}: `{key}`: {msg}", "see `containerctl profile schema` for the "
-                        "expected type")
+    return ProfileError(f"{where}: `{key}`: {msg}", type_hint)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -321,11 +321,6 @@ def loopback_sshd(tmp_path, monkeypatch):
             pytest.fail("openssh-server is missing: scripts/setup-host.sh installs it")
         pytest.skip("openssh-server is not installed (CONTAINERCTL_SETUP_TEST_DEPS=1 "
                     "scripts/setup-host.sh installs it)")
-    try:
-        import paramiko  # noqa: F401  (docker-py's ssh:// transport imports it)
-    except ImportError:
-        pytest.skip("the docker SDK needs paramiko for ssh:// (docker[ssh]); containerctl's "
-                    "dependencies lack it")
     d = tmp_path / "sshd"
     d.mkdir()
     for k in ("hostkey", "userkey"):

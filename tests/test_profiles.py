@@ -5,7 +5,6 @@ import json
 import textwrap
 
 import pytest
-import yaml
 
 from containerctl import profiles as P
 from containerctl.errors import NotFound, ProfileError, UsageError
