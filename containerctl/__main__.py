@@ -1,6 +1,6 @@
 """`python -m containerctl` (for hosts where the entry point is not installed)."""
 import sys
 
-from .cli import main
+from .entry import main
 
 sys.exit(main())

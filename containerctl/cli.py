@@ -174,19 +174,11 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
 
 def _noop_fast(profile: str, name: Optional[str], sets) -> bool:
     """True when nothing the config came from changed and the container runs with its hash."""
-    from . import upcache
-    hit = upcache.lookup(profile, name, sets)
-    if not hit:
-        return False
-    try:
-        state = _engine().quick_state(hit["name"])
-    except LookupError:
-        return False
-    if state is None or state[0] != "running" or \
-            state[1].get("io.containerctl.config-hash") != hit["config_hash"]:
-        return False
-    typer.echo(f"{hit['name']}: up to date, nothing changed (config {hit['config_hash']})")
-    return True
+    from .entry import fast_noop_up
+    argv = ["up", "--profile", profile] + (["--name", name] if name else [])
+    for s_ in sets or []:
+        argv += ["--set", s_]
+    return fast_noop_up(argv)
 
 
 class _progress:
