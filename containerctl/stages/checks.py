@@ -102,7 +102,9 @@ def parse_perf(text: str, ctx: dict):
     if ref_table:
         checks += [c.to_dict() for c in R.evaluate(metrics, ref_table)]
     if not split_colls(text):
-        checks.append({"name": "perf ran", "ok": False, "detail": "no collective was run"})
+        checks.append({"name": "perf ran", "ok": False,
+                       "detail": "no collective was run: the perf tests did not build or the "
+                                 "launcher did not start (see the stage log)"})
     return metrics, checks, {}
 
 
