@@ -49,3 +49,18 @@ def test_torch_example_real_output():
         "after allreduce max with FLAGCX_GROUP1: y = tensor([0.6259]",
         "after allreduce max with FLAGCX_GROUP1: y = tensor([0.9999]")
     assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken)))
+
+
+def test_flagos_host_api_layout_real_output():
+    """≥ v0.12 (flagos-ai 0c72129): perf_<coll> with a datatype/op banner, no buffers printed."""
+    text = (H / "h200x1_flagos_v0.13_perf_all_colls.log").read_text()
+    assert "perf layout: v0.12" in text
+    metrics, checks, _ = C.run_parser("perf", text, {"nranks": 1, "platform_key": "nvidia-h200"})
+    assert len(metrics["collectives"]) == 9
+    for coll, part in metrics["collectives"].items():
+        sw = part["sweeps"][0]
+        assert (sw["datatype"], sw["op"]) == ("float", "sum"), coll
+        assert [r["size"] for r in sw["rows"]] == [128 * 1024 * 2 ** i for i in range(10)]
+    by = {c["name"]: c for c in checks}
+    assert by["allreduce sum buffers"]["ok"] is None   # nothing printed: undecided, never a pass
+    assert not [c for c in checks if c["ok"] is False]
