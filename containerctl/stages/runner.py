@@ -130,15 +130,22 @@ def resolve_source(profile: Profile, override: str | None = None) -> tuple[str, 
                      "set flagcx.source to a path, a URL (URL@ref), or `selftest`")
 
 
+def source_identity(kind: str, loc: str | None, ref: str) -> str:
+    """What the build's inputs hash sees of the source: for a directory, its content."""
+    ident = f"{kind}:{loc}@{ref}"
+    return ident + ":" + _tree_fingerprint(Path(loc)) if kind == "dir" else ident
+
+
 def prepare_source(engine: Engine, container: str, profile: Profile, log: Callable[[str], None],
-                   override: str | None = None) -> str:
-    """Copy or clone FlagCX into flagcx.dir. Returns a fingerprint of the source."""
-    kind, loc, ref = resolve_source(profile, override)
+                   source: tuple[str, str | None, str], identity: str) -> str:
+    """Copy or clone FlagCX (as resolve_source gave it) into flagcx.dir. Returns a fingerprint
+    of the source."""
+    kind, loc, ref = source
     dest = profile.flagcx.dir.rstrip("/")
     parent, base = dest.rsplit("/", 1)
     if kind == "dir":
         root = Path(loc)
-        fp = _tree_fingerprint(root)
+        fp = identity.rsplit(":", 1)[-1]
         log(f"copying {root} into {container}:{dest} (source fingerprint {fp})")
         engine.exec(container, ["mkdir", "-p", dest])
         engine.put_dir(container, root, parent, arcname=base,
@@ -357,12 +364,10 @@ class Pipeline:
                 for ln in s.splitlines():
                     self.echo(sd.name, ln)
 
-            extra = ""
+            extra, source = "", None
             if sd.host_prepare == "flagcx_source":
-                kind, loc, ref = resolve_source(self.profile, self.options.get("source"))
-                extra = f"{kind}:{loc}@{ref}"
-                if kind == "dir":
-                    extra += ":" + _tree_fingerprint(Path(loc))
+                source = resolve_source(self.profile, self.options.get("source"))
+                extra = source_identity(*source)
             script = render(sd, self.ctx)
             inputs = self.inputs_hash(sd, script, extra)
             prev = self.state["stages"].get(sd.name, {})
@@ -392,7 +397,7 @@ class Pipeline:
                     self._copy_assets(sd)
                 if sd.host_prepare == "flagcx_source":
                     fp = prepare_source(self.engine, self.container, self.profile, log_text,
-                                        self.options.get("source"))
+                                        source, extra)
                 timeout = int(self.options.get("timeout") or
                               self.profile.stages.timeouts.get(sd.name, sd.timeout))
                 code, outcome = exec_stage_script(self.engine, self.container, script, sd.name,
