@@ -38,9 +38,27 @@ class ContainerInfo:
         return self.status == "running"
 
 
-def _docker():
-    import docker  # noqa: WPS433 (lazy on purpose)
-
+def _docker(ssh: bool = False):
+    """The docker SDK, imported on first use. Its ssh transport imports paramiko (~0.2 s, more
+    than the rest of a no-op command) even though only ssh:// endpoints use it, so it is kept
+    out until an ssh:// engine is actually made."""
+    import sys
+    if "docker" not in sys.modules and not ssh and "paramiko" not in sys.modules:
+        sys.modules["paramiko"] = None      # the SDK treats this as "paramiko not installed"
+        try:
+            import docker  # noqa: F401
+        finally:
+            del sys.modules["paramiko"]
+    import docker
+    if ssh:
+        import docker.api.client as client
+        if not hasattr(client, "SSHHTTPAdapter"):
+            import importlib
+            try:
+                sshconn = importlib.import_module("docker.transport.sshconn")
+                client.SSHHTTPAdapter = sshconn.SSHHTTPAdapter
+            except ImportError:
+                pass   # paramiko really is missing: APIClient says so, _unreachable explains
     return docker
 
 
@@ -81,7 +99,7 @@ class Engine:
     @property
     def api(self):
         if self._api is None:
-            docker = _docker()
+            docker = _docker(ssh=self.base_url.startswith("ssh://"))
             try:
                 use_ssh = self.base_url.startswith("ssh://")
                 api = docker.APIClient(base_url=self.base_url, timeout=self._timeout,
