@@ -138,12 +138,9 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
                                     "line; create nothing."),
        set_: Optional[List[str]] = SetOpt):
     """Create (or converge) the profile's container: same config → no-op, changed → recreate."""
-    if not dry_run and not force_recreate and _noop_fast(profile, name, set_):
-        return
     from .profiles import load_profile
     from . import lifecycle
     p = load_profile(profile, set_)
-    err = _console(stderr=True)
     if dry_run:
         engine = None
         try:
@@ -156,14 +153,14 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
         from .runspec import expand_devices
         _, problems = expand_devices(p.container.devices, False)
         for prob in problems:
-            err.print(f"[yellow]note:[/yellow] {prob} on this host; `up` would stop here")
+            sys.stderr.write(f"note: {prob} on this host; `up` would stop here\n")
         return
     engine = _engine()
-    with _progress(err) as prog:
+    with _progress() as prog:
         res = lifecycle.up(engine, p, name, force_recreate, on_line=prog.line,
                            on_status=prog.status)
     for w in res.spec.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}")
+        sys.stderr.write(f"warning: {w}\n")
     lifecycle.remember(profile, name, set_, p, res)
     if res.action == "noop":
         typer.echo(f"{res.name}: up to date, nothing changed (config {res.spec.config_hash})")
@@ -172,22 +169,21 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
                    f"from {res.spec.image}")
 
 
-def _noop_fast(profile: str, name: Optional[str], sets) -> bool:
-    """True when nothing the config came from changed and the container runs with its hash."""
-    from .entry import fast_noop_up
-    argv = ["up", "--profile", profile] + (["--name", name] if name else [])
-    for s_ in sets or []:
-        argv += ["--set", s_]
-    return fast_noop_up(argv)
-
-
 class _progress:
-    """A one-line live status for long work (image builds), quiet when nothing happens."""
+    """A one-line live status for long work (image builds) on a terminal; elsewhere build steps
+    are printed as plain lines and nothing else, so the error rule (two lines) holds. rich is
+    only imported when something is shown."""
 
-    def __init__(self, console):
-        self.console = console
+    def __init__(self, console=None):
+        self._console = console
         self._status = None
-        self._lines = 0
+        self._tty = sys.stderr.isatty()
+
+    @property
+    def console(self):
+        if self._console is None:
+            self._console = _console(stderr=True)
+        return self._console
 
     def __enter__(self):
         return self
@@ -197,6 +193,8 @@ class _progress:
             self._status.stop()
 
     def status(self, msg: str):
+        if not self._tty:
+            return
         if self._status is None:
             self._status = self.console.status(msg)
             self._status.start()
@@ -204,11 +202,11 @@ class _progress:
             self._status.update(msg)
 
     def line(self, text: str):
-        self._lines += 1
         if text.startswith("Step ") or text.startswith("==>"):
-            self.status(text[:120])
-            if not self.console.is_terminal:
-                self.console.print(text[:200])
+            if self._tty:
+                self.status(text[:120])
+            else:
+                sys.stderr.write(text[:200] + "\n")
 
 
 @app.command()

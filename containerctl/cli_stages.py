@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         """Bring the profile's container up and run the stages in order
         (deps → build → perf → torch → train → hetero), skipping those already passed."""
         from . import lifecycle
-        from .cli import _progress, _console
+        from .cli import _progress
         from .engine import get_engine
         from .profiles import load_profile
         from .stages.runner import Pipeline
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 get_def(n)   # an unknown stage is said before anything is created
         p = load_profile(profile, set_)
         engine = get_engine()
-        with _progress(_console(stderr=True)) as prog:
+        with _progress() as prog:
             res = lifecycle.up(engine, p, name, on_line=prog.line, on_status=prog.status)
         typer.echo(f"{res.name}: {'up to date' if res.action == 'noop' else res.action}")
         opts = {"colls": coll, "all_colls": all_colls, "source": source, "timeout": timeout}

@@ -42,32 +42,62 @@ def name_lock(name: str) -> Iterator[None]:
 
 
 def is_image_spec(name: str) -> bool:
-    try:
-        from . import images
-        return any(s.name == name for s in images.list_images())
-    except Exception:
+    """A profile's `image:` names a spec in images/ (built by containerctl), or is a literal
+    reference of an image already on the host."""
+    from . import images
+    if "/" in name or ":" in name:
         return False
+    return any((Path(d) / f"{name}{ext}").is_file()
+               for d in images.image_dirs() for ext in (".yaml", ".yml"))
+
+
+def _image_files() -> list[str]:
+    """The files an image spec's tag is computed from (specs and block templates)."""
+    from . import images
+    out: list[str] = []
+    for d in list(images.image_dirs()) + list(images.template_dirs()):
+        out.append(str(d))
+        if Path(d).is_dir():
+            out += [str(f) for f in sorted(Path(d).rglob("*")) if f.is_file()]
+    return out
+
+
+def _base_ref(profile: Profile) -> str | None:
+    """The base image a spec builds on, when the profile does not override it."""
+    from . import images
+    if any(str(k).startswith("base") for k in profile.image_args):
+        return None
+    base = images.load_image(profile.image).base
+    return base.tag or base.image
 
 
 def resolve_image(engine: Engine | None, profile: Profile, build: bool = True,
                   on_line: Callable[[str], None] | None = None) -> str:
     """The image reference a profile's container runs: a built-in image spec is built when
     missing (tagged by content hash); a literal reference must already be on the host."""
-    if is_image_spec(profile.image):
-        from . import images
-        spec = images.load_image(profile.image)
-        if not build or engine is None:
-            try:
-                return images.image_tag(spec, profile.image_args, engine)
-            except Exception:
-                return f"containerctl/{profile.image}:<built-at-up>"
-        return images.ensure_image(engine, profile.image, overrides=profile.image_args,
-                                   on_line=on_line)
-    if engine is not None and build and not engine.image_exists(profile.image):
-        raise HostError(f"image {profile.image} (profile {profile.name}) is not on this host and "
-                        "no registry is used", "`docker load` it or build it, or set `image:` to a "
-                        "built-in image from `containerctl image list`")
-    return profile.image
+    if not is_image_spec(profile.image):
+        if engine is not None and build and not engine.image_exists(profile.image):
+            raise HostError(f"image {profile.image} (profile {profile.name}) is not on this host "
+                            "and no registry is used", "`docker load` it or build it, or set "
+                            "`image:` to a built-in image from `containerctl image list`")
+        return profile.image
+    from . import images, upcache
+    base_ref = _base_ref(profile) if engine is not None else None
+    base_id = engine.image_id(base_ref) if base_ref else None
+    if base_id:   # the tag is known without rendering when no input changed since last time
+        tag = upcache.image_tag_lookup(profile.image, profile.image_args, base_id, _image_files())
+        if tag and engine.image_exists(tag):
+            return tag
+    if not build or engine is None:
+        try:
+            return images.image_tag(images.load_image(profile.image), profile.image_args, engine)
+        except Exception:
+            return f"containerctl/{profile.image}:<built-at-up>"
+    tag = images.ensure_image(engine, profile.image, overrides=profile.image_args, on_line=on_line)
+    base_id = engine.image_id(base_ref) if base_ref else None
+    if base_id:
+        upcache.image_tag_record(profile.image, profile.image_args, base_id, _image_files(), tag)
+    return tag
 
 
 def plan(profile: Profile, name: str | None = None, engine: Engine | None = None,
@@ -131,11 +161,7 @@ def remember(profile_arg: str, name: str | None, sets, profile: Profile, res: Up
     globs = [d.split(":")[0] for d in profile.container.devices
              if any(ch in d.split(":")[0] for ch in "*?[")]
     if is_image_spec(profile.image):
-        from . import images
-        for d in list(images.image_dirs()) + list(images.template_dirs()):
-            if Path(d).is_dir():
-                files += [str(f) for f in sorted(Path(d).rglob("*")) if f.is_file()]
-            files.append(str(d))
+        files += _image_files()
     upcache.record(profile_arg, name, sets, files, globs, res.name, res.spec.config_hash)
 
 
