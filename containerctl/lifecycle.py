@@ -63,12 +63,16 @@ def _image_files() -> list[str]:
 
 
 def _base_ref(profile: Profile) -> str | None:
-    """The base image a spec builds on, when the profile does not override it."""
+    """The base image a spec builds on, when its tag may be remembered: not when the profile
+    overrides the base, nor when a block takes files from outside the spec and templates (a
+    FlagCX checkout moves on without any of those files changing)."""
     from . import images
     if any(str(k).startswith("base") for k in profile.image_args):
         return None
-    base = images.load_image(profile.image).base
-    return base.tag or base.image
+    spec = images.load_image(profile.image)
+    if any(b.use == "flagcx" for b in spec.blocks):
+        return None
+    return spec.base.tag or spec.base.image
 
 
 def resolve_image(engine: Engine | None, profile: Profile, build: bool = True,
