@@ -8,13 +8,17 @@ import typer
 
 def _echo_factory(quiet: bool):
     import sys
+    if quiet:
+        return lambda stage, line: None
+    if not sys.stdout.isatty():
+        def plain(stage: str, line: str):
+            sys.stdout.write(f"{stage:>6} | {line}\n")
+        return plain
     from rich.console import Console
     con = Console(highlight=False)
 
     def echo(stage: str, line: str):
-        if not quiet:
-            con.print(f"[dim]{stage:>6} │[/dim] {line}", markup=True, highlight=False, soft_wrap=True) \
-                if con.is_terminal else sys.stdout.write(f"{stage:>6} | {line}\n")
+        con.print(f"[dim]{stage:>6} │[/dim] {line}", markup=True, highlight=False, soft_wrap=True)
     return echo
 
 

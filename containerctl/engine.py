@@ -46,7 +46,7 @@ def _docker(ssh: bool = False):
     if "docker" not in sys.modules and not ssh and "paramiko" not in sys.modules:
         sys.modules["paramiko"] = None      # the SDK treats this as "paramiko not installed"
         try:
-            import docker  # noqa: F401
+            import docker as _sdk  # noqa: F401  (imported here with paramiko held back)
         finally:
             del sys.modules["paramiko"]
     import docker

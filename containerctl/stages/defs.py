@@ -40,6 +40,20 @@ def _dirs() -> list[Path]:
 
 
 def load_defs() -> list[StageDef]:
+    """Every stage definition, in order (read once per process and search path)."""
+    key = tuple((str(d), d.is_dir() and tuple(sorted((f.name, f.stat().st_mtime_ns)
+                                                     for f in d.glob("*.yaml"))))
+                for d in _dirs())
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = _load_defs()
+    return list(_CACHE[key])
+
+
+_CACHE: dict = {}
+
+
+def _load_defs() -> list[StageDef]:
     by_name: dict[str, StageDef] = {}
     for i, d in enumerate(_dirs()):
         if not d.is_dir():
