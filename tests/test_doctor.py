@@ -173,6 +173,9 @@ class _NoImageEngine:
     def image_exists(self, ref):
         return False
 
+    def image_id(self, ref):
+        return None
+
     def probe(self, *a, **k):  # pragma: no cover - must not be reached
         raise AssertionError("probed without an image")
 
