@@ -209,7 +209,8 @@ def _privileged_finding(engine, profile: Profile | None, image: str, fresh: bool
     detail = f"--privileged is refused: {cause}"
     if profile is not None and not needs:
         detail += f" (profile {profile.name} does not ask for it)"
-    return Finding("privileged", "fail", detail,
+    # a limit of the host, a failure only for a profile that needs it
+    return Finding("privileged", "fail" if needs else "warn", detail,
                    "use a device-mode profile (e.g. kunlunxin-p800-devices) or "
                    "`--set container.privileged=false` with the devices listed in "
                    "container.devices")
