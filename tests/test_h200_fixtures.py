@@ -64,3 +64,42 @@ def test_flagos_host_api_layout_real_output():
     by = {c["name"]: c for c in checks}
     assert by["allreduce sum buffers"]["ok"] is None   # nothing printed: undecided, never a pass
     assert not [c for c in checks if c["ok"] is False]
+
+
+# --- 2 × H200 (nvidia-h200-x2), 2 ranks -------------------------------------------------------
+
+def test_x2_perf_all_collectives_two_ranks():
+    text = (H / "h200x2_perf_all.log").read_text()
+    metrics, checks, _ = C.run_parser("perf", text, {"nranks": 2, "platform_key": "nvidia-h200"})
+    assert len(metrics["collectives"]) == 9
+    ar = metrics["collectives"]["allreduce"]["sweeps"][0]["rows"]
+    # bus bandwidth = algbw × 2(n-1)/n = algbw for 2 ranks, and NVLink-class numbers at 1 GiB
+    assert all(abs(r["busbw"] - r["algbw"]) <= 1e-3 * max(1.0, r["algbw"]) for r in ar)
+    assert ar[-1]["size"] == 1024 ** 3 and ar[-1]["busbw"] > 100
+    by = {c["name"]: c for c in checks}
+    assert by["allreduce sum buffers"]["ok"] is True and "× 2" in by["allreduce sum buffers"]["detail"]
+    assert not [c for c in checks if c["ok"] is False]
+
+
+def test_x2_container_costs_no_bandwidth():
+    def busbw(f):
+        return {r.size: r.busbw for s in P.parse_flagcx_perf((H / f).read_text()) for r in s.rows}
+    cc = busbw("h200x2_containerctl_allreduce.log")
+    bare = busbw("h200x2_bare_allreduce.log")
+    nt = P.parse_nccl_tests((H / "h200x2_nccl_tests_g2.log").read_text())
+    nccl = {r.size: r.oop.busbw for r in nt.rows}
+    big = [s for s in cc if s >= 256 * 1024 ** 2]
+    assert len(big) == 5
+    assert min(cc[s] / bare[s] for s in big) >= 0.99
+    assert min(cc[s] / nccl[s] for s in big) >= 0.98
+    assert nt.out_of_bounds == 0 and all(c.ok for c in P.check_nccl_tests(nt))
+
+
+def test_x2_torch_example_two_ranks():
+    text = (H / "h200x2_torch.log").read_text()
+    checks = P.check_torch_example(P.parse_torch_example(text))
+    assert checks and all(c.ok for c in checks), [c.to_dict() for c in checks]
+    broken = text.replace("rank 1 after allreduce sum with FLAGCX_GROUP1: x = tensor([1.0638",
+                          "rank 1 after allreduce sum with FLAGCX_GROUP1: x = tensor([1.5000")
+    assert broken != text
+    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken)))
