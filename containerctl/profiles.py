@@ -165,6 +165,8 @@ class FlagCXOpts(_Strict):
 
 class PerfOpts(_Strict):
     colls: list[str] = Field(default_factory=lambda: ["allreduce"])
+    dtype: Optional[str] = "float"   # -d, passed only where the checkout's perf tests accept it
+    op: Optional[str] = "sum"        # -o, likewise
     begin: str = "128K"
     end: str = "4G"
     factor: int = Field(2, ge=2)
@@ -174,6 +176,21 @@ class PerfOpts(_Strict):
     extra_args: list[str] = Field(default_factory=list)
     mpirun_args: list[str] = Field(default_factory=list)
 
+    @field_validator("colls")
+    @classmethod
+    def _colls(cls, v):
+        for c in v:
+            if not re.match(r"^[a-z][a-z0-9_]*$", c):
+                raise ValueError(f"collective {c!r}: a FlagCX perf test name such as allreduce")
+        return v
+
+    @field_validator("dtype", "op")
+    @classmethod
+    def _word(cls, v):
+        if v is not None and not re.match(r"^[a-z][a-z0-9_]*$", v):
+            raise ValueError(f"{v!r}: a FlagCX datatype or op name such as float, sum, all")
+        return v
+
     @field_validator("begin", "end", mode="before")
     @classmethod
     def _sizes(cls, v):
@@ -181,10 +198,28 @@ class PerfOpts(_Strict):
         return str(v)
 
 
+class UnittestOpts(_Strict):
+    """FlagCX's own gtest suites (test/unittest), the correctness signal of releases whose perf
+    tests print nothing."""
+    known_failures: list[str] = Field(default_factory=list)   # gtest patterns: Suite.Case, Suite.*
+    known_build_failures: list[str] = Field(default_factory=list)  # components allowed not to build
+    timeout_per_binary: int = Field(600, ge=1)
+    components: Optional[list[str]] = None   # default: every component the checkout lists
+
+    @field_validator("known_failures", "known_build_failures", "components")
+    @classmethod
+    def _pat(cls, v):
+        for x in v or []:
+            if not re.match(r"^[A-Za-z0-9_.*?/-]+$", x):
+                raise ValueError(f"{x!r}: use gtest-style names and patterns (Suite.Case, Suite.*)")
+        return v
+
+
 class StageOpts(_Strict):
     only: Optional[list[str]] = None      # the stages that apply (default: all that can)
     timeouts: dict[str, int] = Field(default_factory=dict)
     perf: PerfOpts = Field(default_factory=PerfOpts)
+    unittest: UnittestOpts = Field(default_factory=UnittestOpts)
     torch: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
 
@@ -192,7 +227,7 @@ class StageOpts(_Strict):
 class Profile(_Strict):
     name: str
     description: str = ""
-    platform: str = "generic"       # vendor key: nvidia, kunlunxin, metax, cambricon, … cpu
+    platform: str = Field("generic", pattern=r"^[a-z0-9_]+$")  # nvidia, kunlunxin, metax, … cpu
     vendor_tool: Optional[str] = None  # nvidia-smi, xpu-smi … (doctor, detect)
     extends: Optional[str] = None
     image: str
