@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import __version__, paths
-from .engine import MANAGED, ContainerInfo, Engine
-from .errors import ContainerctlError, HostError, NotFound, StageError, UsageError
-from .hosts import (HostEntry, Inventory, known_hosts, mpich_hostfile, single_device_warnings,
+from .. import __version__, paths
+from ..engine import MANAGED, ContainerInfo, Engine
+from ..errors import ContainerctlError, HostError, NotFound, StageError, UsageError
+from ..hosts import (HostEntry, Inventory, known_hosts, mpich_hostfile, single_device_warnings,
                     ssh_client_config)
-from .profiles import Profile, load_profile
-from .runspec import LABEL
+from ..profiles import Profile, load_profile
+from ..runspec import LABEL
 
 CLUSTER_LABEL = LABEL + "cluster"
 HOST_LABEL = LABEL + "cluster-host"
@@ -176,7 +176,7 @@ class Cluster:
 
     def _up_host(self, h: Host, force_recreate: bool) -> str:
         """lifecycle.up's convergence on the host's own engine, with the cluster's labels."""
-        from . import lifecycle
+        from .. import lifecycle
         res = lifecycle.up(h.engine, h.profile, h.container, force_recreate,
                            on_line=self.on_line, extra_labels=self.labels(h))
         return "up to date" if res.action == "noop" else res.action
@@ -185,7 +185,7 @@ class Cluster:
         """Remove every host's container (its processes go with it), the workspace volumes with
         --volumes, and the cluster's keys. Unreachable engines are reported, not skipped
         silently."""
-        from . import lifecycle
+        from .. import lifecycle
         removed, problems = [], []
         for h in self.hosts:
             try:
@@ -428,7 +428,7 @@ class Cluster:
               force: bool = False) -> list[tuple[str, str, list]]:
         """deps → build in each host's container (the single-host pipeline, one run per host).
         Returns (host, run id, outcomes)."""
-        from .stages.runner import Pipeline
+        from ..stages.runner import Pipeline
         out = []
         for h in self.hosts:
             self._require(h)
@@ -445,7 +445,7 @@ class Cluster:
         return out
 
     def _check_built(self) -> None:
-        from .stages.runner import load_state
+        from ..stages.runner import load_state
         for h in self.hosts:
             c = self._require(h)
             st = load_state(h.container, c.id)
@@ -460,10 +460,10 @@ class Cluster:
                ) -> tuple[str, dict]:
         """Verify the mesh, build the perf tests against MPICH on every host, launch from the
         first host, record stage `hetero` in a run of its own. Returns (run id, record)."""
-        from .results import store
-        from .stages import checks as C
-        from .stages.defs import get_def, render
-        from .stages.runner import exec_stage_script, make_context, now
+        from ..results import store
+        from ..stages import checks as C
+        from ..stages.defs import get_def, render
+        from ..stages.runner import exec_stage_script, make_context, now
         options = dict(options or {})
         echo = echo or (lambda _s, _l: None)
         sd = get_def("hetero")
@@ -801,7 +801,7 @@ class _JobHost:
 
 
 def _job_hosts(cl: Cluster, opts: dict) -> list[_JobHost]:
-    from .lifecycle import is_image_spec
+    from ..lifecycle import is_image_spec
     coll = opts.get("coll") or "allreduce"
     mpi_home = cl.inv.cluster.mpi_home
     out = []
