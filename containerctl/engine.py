@@ -59,7 +59,131 @@ def _docker(ssh: bool = False):
                 client.SSHHTTPAdapter = sshconn.SSHHTTPAdapter
             except ImportError:
                 pass   # paramiko really is missing: APIClient says so, _unreachable explains
+        _bound_ssh_client()
     return docker
+
+
+SSH_CONNECT_TIMEOUT = 10   # seconds: TCP connect plus the SSH handshake
+_SSH_STDERR: list = []     # the ssh clients' stderr files (their last line explains a failure)
+
+
+def _ssh_said() -> str:
+    for f in reversed(_SSH_STDERR):
+        try:
+            f.seek(0)
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()
+                     if ln.strip()]
+        except (OSError, ValueError):
+            continue
+        if lines:
+            return lines[-1]
+    return ""
+
+
+def _bound_ssh_client() -> None:
+    """The SDK runs `ssh HOST docker system dial-stdio` without any timeout, so a host that
+    accepts TCP but never speaks SSH hangs every call forever. Give its ssh client a
+    ConnectTimeout (which OpenSSH applies to the banner exchange and key exchange too) and
+    BatchMode (no password prompt nobody can see)."""
+    try:
+        import docker.transport.sshconn as sshconn
+    except ImportError:
+        return
+    if getattr(sshconn.SSHSocket, "_containerctl_bounded", False):
+        return
+    base = sshconn.SSHSocket
+
+    class BoundedSSHSocket(base):
+        _containerctl_bounded = True
+
+        def connect(self, **kwargs):
+            # the SDK's connect, with the options above and ssh's own messages kept (they
+            # become the error's cause instead of stray lines on the terminal)
+            import signal
+            import subprocess
+            import tempfile
+            args = ["ssh", "-o", f"ConnectTimeout={SSH_CONNECT_TIMEOUT}", "-o", "BatchMode=yes"]
+            if self.user:
+                args += ["-l", self.user]
+            if self.port:
+                args += ["-p", self.port]
+            args += ["--", self.host, "docker system dial-stdio"]
+            env = dict(os.environ)
+            env.pop("LD_LIBRARY_PATH", None)
+            env.pop("SSL_CERT_FILE", None)
+            err = tempfile.TemporaryFile()
+            _SSH_STDERR.append(err)
+            self.proc = subprocess.Popen(
+                args, env=env, stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=err,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    sshconn.SSHSocket = BoundedSSHSocket
+
+
+# Linux RLIMIT_* numbers, as runc reports them ("error setting rlimit type 7")
+_RLIMITS = ["cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as",
+            "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"]
+
+
+def refused_ulimit(msg: str) -> str | None:
+    """The ulimit an engine refusal is about (runc names it by number), or None."""
+    import re
+    m = re.search(r"rlimit (?:type )?(\d+)", msg, re.I)
+    if m and int(m.group(1)) < len(_RLIMITS):
+        return _RLIMITS[int(m.group(1))]
+    m = re.search(r"(?:rlimit|ulimit)[^a-z]*\b(" + "|".join(_RLIMITS) + r")\b", msg, re.I)
+    if m:
+        return m.group(1).lower()
+    m = re.search(r"RLIMIT_([A-Z]+)", msg)
+    if m and m.group(1).lower() in _RLIMITS:
+        return m.group(1).lower()
+    return None
+
+
+def special_files(root: Path, exclude: Callable[[str], bool] | None = None,
+                  arcname: str | None = None) -> list[Path]:
+    """Files under `root` that are neither regular files, directories nor symlinks (FIFOs,
+    sockets, device nodes): reading one blocks or makes no sense in a copy."""
+    import stat
+    out: list[Path] = []
+    base = arcname or root.name
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        keep = []
+        for d in dirnames:
+            name = base if rel_dir == "." else f"{base}/{rel_dir}"
+            if exclude and exclude(f"{name}/{d}"):
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for f in filenames:
+            p = Path(dirpath) / f
+            name = (f"{base}/{f}" if rel_dir == "." else f"{base}/{rel_dir}/{f}")
+            if exclude and exclude(name):
+                continue
+            try:
+                mode = os.lstat(p).st_mode
+            except OSError:
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                out.append(p)
+    return out
+
+
+def refuse_special_files(root: Path, exclude: Callable[[str], bool] | None = None,
+                         arcname: str | None = None) -> None:
+    """UsageError (exit 2) naming the first FIFO / socket / device file under `root`: call it
+    before reading or copying a tree (a FIFO blocks the reader forever)."""
+    import stat
+    bad = special_files(root, exclude, arcname)
+    if bad:
+        mode = os.lstat(bad[0]).st_mode
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if
+                stat.S_ISSOCK(mode) else "a device file")
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        from .errors import UsageError
+        raise UsageError(f"{bad[0]} is {kind}{more}: a source tree to copy must hold only "
+                         "regular files, directories and symlinks",
+                         f"remove it (rm {bad[0]}) or copy the tree without it")
 
 
 def explain_refusal(msg: str) -> tuple[str, str]:
@@ -71,10 +195,16 @@ def explain_refusal(msg: str) -> tuple[str, str]:
                 "set `--set container.privileged=false` and/or drop `ALL` from container.cap_add "
                 "(list devices explicitly instead)")
     if "rlimit" in m or "ulimit" in m:
-        return ("the engine refused a ulimit above the host's hard limit (memlock=-1 needs an "
-                "unlimited hard memlock for dockerd)",
-                "raise dockerd's LimitMEMLOCK (systemd) or lower it: "
-                "`--set container.ulimits.memlock=8M`")
+        name = refused_ulimit(msg)
+        if name is None:
+            return ("the engine refused a ulimit above dockerd's hard limit for it",
+                    "raise that limit for dockerd (systemd Limit<NAME>=, or `ulimit` before "
+                    "starting it) or lower the value in container.ulimits")
+        unit = "LimitMEMLOCK" if name == "memlock" else f"Limit{name.upper()}"
+        example = "8M" if name == "memlock" else "<dockerd's hard limit>"
+        return (f"the engine refused ulimit {name}: it is above dockerd's hard {name} limit",
+                f"raise dockerd's {unit} (systemd) or lower it: "
+                f"`--set container.ulimits.{name}={example}`")
     if "could not select device driver" in m and "gpu" in m:
         return ("`--gpus` needs the NVIDIA container runtime, which this engine lacks",
                 "use device nodes instead (profile nvidia-h200 does), or install "
@@ -87,6 +217,16 @@ def explain_refusal(msg: str) -> tuple[str, str]:
                 "create the directory or fix container.volumes in the profile / site overlay")
     return (msg.strip().splitlines()[0][:300] if msg.strip() else "the engine refused",
             "see `containerctl doctor` for what this host allows")
+
+
+def named_volumes(host_config: dict) -> list[str]:
+    """The named volumes (not host paths) a host config's binds mount."""
+    out = []
+    for b in host_config.get("binds") or []:
+        src = b.split(":")[0]
+        if src and not src.startswith("/") and src not in out:
+            out.append(src)
+    return out
 
 
 class Engine:
@@ -118,6 +258,13 @@ class Engine:
         if "Permission denied" in text or "PermissionError" in text:
             return EngineError(f"permission denied on the Docker engine at {self.base_url}",
                                "run as root or add your user to the `docker` group")
+        if self.base_url.startswith("ssh://"):
+            said = _ssh_said()
+            return EngineError(f"cannot reach a Docker engine at {self.base_url}"
+                               + (f": ssh says: {said}" if said else ""),
+                               "check that the host runs sshd and Docker and that "
+                               f"`docker -H {self.base_url} version` works from here "
+                               f"(containerctl gives up after {SSH_CONNECT_TIMEOUT} s)")
         return EngineError(f"cannot reach a Docker engine at {self.base_url}", START_HINT)
 
     def _call(self, fn: Callable, *args, what: str = "", **kwargs):
@@ -203,20 +350,33 @@ class Engine:
 
     def create_and_start(self, spec) -> str:
         """Create and start a container from a runspec.ContainerSpec. If the engine refuses the
-        start, the created container is removed: a failed `up` leaves nothing behind."""
+        create or the start (or Ctrl-C comes in between), the container and every named volume
+        the create made (the workspace volume, `name:/path` volumes) are removed again: a failed
+        `up` leaves nothing behind. Volumes that existed before are never touched."""
         api = self.api
         hc = self._call(api.create_host_config, **spec.host_config, what="host config")
         kwargs = dict(image=spec.image, command=spec.command, name=spec.name, labels=spec.labels,
                       environment=spec.env, working_dir=spec.workdir or None, host_config=hc,
                       detach=True, tty=True, stdin_open=True, hostname=spec.hostname or None)
-        created = self._call(api.create_container, what=f"create {spec.name}", **kwargs)
-        cid = created["Id"]
+        new_volumes = [v for v in named_volumes(spec.host_config) if not self.volume_exists(v)]
+        cid = None
         try:
+            created = self._call(api.create_container, what=f"create {spec.name}", **kwargs)
+            cid = created["Id"]
             self._call(api.start, cid, what=f"start {spec.name}")
         except BaseException:
-            try:   # a failed cleanup (engine gone) must not hide why the start failed
-                self.remove(cid, force=True)
-            except Exception:
+            # a failed cleanup (engine gone) must not hide why the create/start failed
+            try:
+                if cid is None:   # interrupted before the engine answered: is it there?
+                    c = self.find(spec.name)
+                    if c is not None and c.labels.get(LABEL_PREFIX + "config-hash") == \
+                            spec.labels.get(LABEL_PREFIX + "config-hash"):
+                        cid = c.id
+                if cid is not None:
+                    self.remove(cid, force=True)
+                for v in new_volumes:
+                    self.remove_volume(v)
+            except BaseException:
                 pass
             raise
         return cid
@@ -260,6 +420,9 @@ class Engine:
             self.api.remove_volume(name, force=True)
         except _docker().errors.NotFound:
             pass
+        except _docker().errors.APIError as exc:
+            raise EngineError(f"could not remove volume {name}: {exc.explanation}",
+                              f"retry, or `docker volume rm {name}`") from None
 
     # -- exec ---------------------------------------------------------------------------
     def exec(self, container: str, cmd: list[str] | str, *, env: dict | None = None,
@@ -301,7 +464,9 @@ class Engine:
 
     def put_dir(self, container: str, src: Path, dest: str, arcname: str | None = None,
                 exclude: Callable[[str], bool] | None = None) -> None:
-        """Copy a host directory into the container at dest/arcname (like `docker cp`)."""
+        """Copy a host directory into the container at dest/arcname (like `docker cp`).
+        FIFOs, sockets and device files are refused up front, naming the file."""
+        refuse_special_files(src, exclude, arcname)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             tar.add(str(src), arcname=arcname or src.name,

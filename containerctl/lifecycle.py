@@ -14,6 +14,7 @@ from . import paths
 from .engine import MANAGED, ContainerInfo, Engine
 from .errors import HostError, NotFound, UsageError
 from .hostcheck import check_spec, raise_first
+from .names import check_name
 from .profiles import Profile, load_profile
 from .runspec import LABEL, ContainerSpec, build_spec, default_name
 
@@ -31,8 +32,7 @@ class UpResult:
 def name_lock(name: str) -> Iterator[None]:
     """Serialise lifecycle operations on one container name across processes."""
     paths.require_writable_home()
-    d = paths.ensure(paths.home() / "locks")
-    fd = os.open(str(d / f"{name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    fd = os.open(str(paths.lock_file(name)), os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -115,7 +115,8 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
        extra_labels: dict[str, str] | None = None) -> UpResult:
     """Converge the container. `extra_labels` (e.g. a cluster's) must match too, or it is
     recreated with them."""
-    name = name or default_name(profile)
+    name = check_name(name, "container name (--name)") if name else \
+        check_name(default_name(profile), f"container name from profile {profile.name}")
     status = on_status or (lambda _m: None)
     extra = dict(extra_labels or {})
 
@@ -124,9 +125,8 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
         return spec
     with name_lock(name):
         existing = engine.find(name)
-        if existing is not None and MANAGED not in existing.labels:
-            raise UsageError(f"a container named {name} exists and is not managed by containerctl",
-                             "remove or rename it, or pass --name to use another name")
+        if existing is not None:
+            _refuse_unmanaged(existing)
         if existing is not None and not force_recreate:
             # fast path: compare the hash without building anything when the image is a literal
             spec = plan(profile, name, engine, build=False, check_devices=False)
@@ -172,12 +172,9 @@ def remember(profile_arg: str, name: str | None, sets, profile: Profile, res: Up
 def down(engine: Engine, name: str, volumes: bool = False) -> list[str]:
     """Remove the container; the workspace volume and results stay unless volumes=True."""
     removed = []
+    check_name(name, "container name")
     with name_lock(name):
-        c = engine.find(name)
-        if c is None:
-            raise NotFound(f"no container named {name}", "see `containerctl ps`")
-        if MANAGED not in c.labels:
-            raise UsageError(f"{name} is not managed by containerctl", "use docker rm for it")
+        c = require_managed(engine, name)
         vol = c.labels.get(LABEL + "workspace-volume")
         engine.remove(name, force=True)
         removed.append(name)
@@ -194,9 +191,12 @@ def ps(engine: Engine) -> list[ContainerInfo]:
 def resolve_target(engine: Engine, name: str | None = None, profile: str | None = None) -> str:
     """Which container a command means: --name, --profile's default name, or the only one."""
     if name:
+        require_managed(engine, check_name(name, "container name (--name)"))
         return name
     if profile:
-        return default_name(load_profile(profile))
+        target = default_name(load_profile(profile))
+        require_managed(engine, check_name(target, f"container name from profile {profile}"))
+        return target
     rows = engine.list()
     if len(rows) == 1:
         return rows[0].name
@@ -206,10 +206,30 @@ def resolve_target(engine: Engine, name: str | None = None, profile: str | None 
                      "say which with --name N or --profile P")
 
 
-def require_running(engine: Engine, name: str) -> ContainerInfo:
+def _refuse_unmanaged(c: ContainerInfo) -> None:
+    if MANAGED not in c.labels:
+        raise UsageError(f"container {c.name} exists but was not created by containerctl "
+                         f"(it has no {MANAGED} label); containerctl leaves it alone",
+                         f"name another container (`containerctl ps` lists containerctl's), or "
+                         f"remove/rename this one yourself (`docker rm -f {c.name}`)")
+
+
+def require_managed(engine: Engine, name: str) -> ContainerInfo:
+    """The container `name` if containerctl created it: every verb that acts on an existing
+    container goes through here (up, down, restart, exec, logs, status, exec-stage, …), so a
+    container someone else made is never stopped, restarted, exec'd into or reported on.
+    NotFound when there is none; UsageError (exit 2) when it is not containerctl's."""
+    check_name(name, "container name")
     c = engine.find(name)
     if c is None:
-        raise NotFound(f"no container named {name}", "create it: containerctl up --profile P")
+        raise NotFound(f"no container named {name}",
+                       "create it: containerctl up --profile P (see `containerctl ps`)")
+    _refuse_unmanaged(c)
+    return c
+
+
+def require_running(engine: Engine, name: str) -> ContainerInfo:
+    c = require_managed(engine, name)
     if not c.running:
         raise UsageError(f"container {name} is {c.status}, not running",
                          f"start it: containerctl up --name {name} --profile "

@@ -72,3 +72,16 @@ def atomic_write(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def lock_file(name: str) -> Path:
+    """The lock file that serialises lifecycle operations on container `name`; always inside
+    <home>/locks, whatever the name holds."""
+    from .names import safe_filename
+    return ensure(home() / "locks") / f"{safe_filename(name)}.lock"
+
+
+def state_file(container: str) -> Path:
+    """The stage-state file of container `container`; always inside <home>/state."""
+    from .names import safe_filename
+    return home() / "state" / f"{safe_filename(container)}.json"

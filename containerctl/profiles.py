@@ -41,6 +41,10 @@ def parse_size(value: Union[str, int], what: str = "size") -> int:
     return int(float(m.group(1)) * _MULT[m.group(2).lower()])
 
 
+ULIMIT_NAMES = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+                "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"]
+
+
 def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
     """memlock: -1 | unlimited | 8M | "65535:65535" | {soft:, hard:} → (soft, hard)."""
     def one(v):
@@ -67,6 +71,93 @@ def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
         return one(s), one(h)
     v = one(value)
     return v, v
+
+
+# ---------------------------------------------------------------------------------------------
+# image references, environment names, host mounts
+
+_PATH_COMP = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMP = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_RE = re.compile(rf"^{_DOMAIN_COMP}(?:\.{_DOMAIN_COMP})*(?::[0-9]+)?$")
+_PATH_RE = re.compile(rf"^{_PATH_COMP}(?:/{_PATH_COMP})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+
+
+def check_image_ref(ref: str) -> str:
+    """A Docker image reference ([domain/]path[:tag][@digest], Docker's grammar: the repository
+    path is lowercase), or ValueError saying what is wrong (the engine's own answer is a raw
+    "invalid reference format")."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ValueError("image must be an image reference or a spec from `containerctl image "
+                         "list`")
+    rest, digest = (ref.split("@", 1) + [None])[:2] if "@" in ref else (ref, None)
+    if digest is not None and not _DIGEST_RE.match(digest):
+        raise ValueError(f"image {ref!r}: digest {digest!r} is not algorithm:hex")
+    name, tag = rest, None
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = rest.rsplit(":", 1)
+        if not _TAG_RE.match(tag):
+            raise ValueError(f"image {ref!r}: tag {tag!r} may hold letters, digits, '_', '.' and "
+                             "'-' (at most 128, not starting with '.' or '-')")
+    path = name
+    if "/" in name:
+        first, remainder = name.split("/", 1)
+        if "." in first or ":" in first or first == "localhost" or first.lower() != first:
+            if not _DOMAIN_RE.match(first):
+                raise ValueError(f"image {ref!r}: registry {first!r} is not a host[:port]")
+            path = remainder
+    if not _PATH_RE.match(path):
+        why = ("repository names must be lowercase" if path.lower() != path and
+               _PATH_RE.match(path.lower()) else "use lowercase letters, digits and separators "
+               "'.', '_', '-', '/' between them")
+        raise ValueError(f"image {ref!r} is not a valid image reference: {why}")
+    if len(name) > 255:
+        raise ValueError(f"image {ref[:40]!r}…: the repository name is longer than 255")
+    return ref
+
+
+def check_env_keys(v, what: str = "environment variable"):
+    """Environment variable names: not empty, no '=', no whitespace or NUL (the engine would
+    split `A=B=c` at the first '=' and set another variable than the one written)."""
+    if isinstance(v, dict):
+        for k in v:
+            k = str(k)
+            if not k or "=" in k or any(ch.isspace() or ch == "\0" for ch in k):
+                raise ValueError(f"{what} name {k!r} is not a variable name (no '=', spaces or "
+                                 "empty names): write NAME: value")
+    return v
+
+
+# a mount of one of these gives the container the host itself
+_HOST_MOUNTS = {
+    "/": "the host's root file system",
+    "/etc": "the host's /etc (its users, passwords, services)",
+    "/var/run/docker.sock": "the Docker socket (root on the host)",
+    "/run/docker.sock": "the Docker socket (root on the host)",
+    "/var/run": "the directory holding the Docker socket (root on the host)",
+    "/run": "the directory holding the Docker socket (root on the host)",
+}
+
+
+def host_mount_warnings(profile: "Profile") -> list[str]:
+    """Volumes that hand the container the host (its root, /etc, the Docker socket), unless the
+    profile says container.allow_host_mounts: true on purpose."""
+    c = profile.container
+    if c.allow_host_mounts:
+        return []
+    out = []
+    for v in c.volumes:
+        src = v.split(":")[0]
+        if not src.startswith("/"):
+            continue
+        norm = os.path.normpath(src)
+        norm = "/" if norm.startswith("//") and not norm.strip("/") else norm
+        if norm in _HOST_MOUNTS:
+            out.append(f"profile {profile.name}: volume {v!r} mounts {_HOST_MOUNTS[norm]} into "
+                       "the container; set container.allow_host_mounts: true if that is meant")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,23 +197,32 @@ class ContainerOpts(_Strict):
     command: list[str] = Field(default_factory=lambda: ["sleep", "infinity"])
     init: bool = True   # docker --init: an init that reaps the stages' exited processes
     optional_devices: bool = False   # true: a device glob matching nothing is a warning
+    allow_host_mounts: bool = False  # true: mounting /, /etc or the Docker socket is meant
 
     @field_validator("shm_size")
     @classmethod
     def _shm(cls, v):
         if v is None:
             return v
-        parse_size(v, "shm_size")
+        if parse_size(v, "shm_size") == 0:
+            raise ValueError("shm_size 0 would silently become Docker's default 64M: give a "
+                             "size like 1G, or leave the key out for the default")
         return v
 
     @field_validator("ulimits")
     @classmethod
     def _ul(cls, v):
         for k, val in v.items():
+            if k not in ULIMIT_NAMES:
+                near = difflib.get_close_matches(k, ULIMIT_NAMES, n=1)
+                raise ValueError(f"ulimit {k!r} is not a ulimit: " +
+                                 (f"did you mean {near[0]}?" if near else
+                                  "use one of " + ", ".join(ULIMIT_NAMES)))
             parse_ulimit(k, val)
         return v
 
     _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
+    _env_keys = field_validator("env")(classmethod(lambda cls, v: check_env_keys(v)))
 
     @field_validator("volumes")
     @classmethod
@@ -133,6 +233,13 @@ class ContainerOpts(_Strict):
                 raise ValueError(f"volume {spec!r} must be SRC:/container/path[:ro|rw]")
             if len(parts) == 3 and parts[2] not in ("ro", "rw", "z", "Z", "ro,z", "rw,z"):
                 raise ValueError(f"volume {spec!r}: mode must be ro or rw")
+            if not parts[0].startswith("/"):   # a named volume: Docker's name rule
+                from .names import check_name
+                try:
+                    check_name(parts[0], "volume name")
+                except UsageError as exc:
+                    raise ValueError(f"volume {spec!r}: {exc.message} (a source that is not an "
+                                     "absolute host path is a volume name)") from None
         return v
 
 
@@ -161,6 +268,7 @@ class FlagCXOpts(_Strict):
         return v
 
     _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
+    _env_keys = field_validator("env")(classmethod(lambda cls, v: check_env_keys(v)))
 
 
 class PerfOpts(_Strict):
@@ -240,16 +348,34 @@ class Profile(_Strict):
     # where it came from (not part of the file)
     source_file: Optional[str] = Field(None, exclude=True)
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_text(cls, v):
+        if not isinstance(v, str):
+            raise ValueError(f"name {v!r} must be text: quote it (name: \"{v}\")")
+        return v
+
     @field_validator("name")
     @classmethod
     def _name(cls, v):
         if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", v):
             raise ValueError(f"name {v!r}: use lowercase letters, digits, '-', '_' or '.'")
+        if len(v) > 100:
+            raise ValueError(f"name {v[:30]!r}… is {len(v)} characters: at most 100 (it names "
+                             "the container cctl-<name> and its volume)")
         return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v):
+        return check_image_ref(v)
 
 
 # ---------------------------------------------------------------------------------------------
 # YAML with line numbers
+
+_NON_TEXT_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
+
 
 class _Located:
     """Maps a key path (tuple) to the line where it appears in a YAML file."""
@@ -259,6 +385,7 @@ class _Located:
     def __init__(self, node, file: str):
         self.file = file
         self.lines: dict[tuple, int] = {}
+        self.literal_names: dict[tuple, str] = {}   # `name:` scalars YAML would not read as text
         self._count = 0
         self._active: set[int] = set()
         if node is not None:
@@ -285,11 +412,25 @@ class _Located:
 
     def _walk_children(self, node, path):
         if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for k, v in node.value:
                 if not isinstance(k, yaml.ScalarNode):
                     raise ProfileError(f"{self.file}:{k.start_mark.line + 1}: a key must be a "
                                        "name, not a list or mapping", "write `key: value`")
                 key = k.value
+                if key != "<<":
+                    if key in seen:
+                        where = ".".join(str(p) for p in path + (key,))
+                        raise ProfileError(
+                            f"{self.file}:{k.start_mark.line + 1}: duplicate key `{where}` "
+                            f"(first given on line {seen[key]}); YAML would silently keep only "
+                            "the last one", "keep one of them (merge their values into it)")
+                    seen[key] = k.start_mark.line + 1
+                if key == "name" and isinstance(v, yaml.ScalarNode) and v.style is None \
+                        and v.tag in _NON_TEXT_TAGS:
+                    # `name: 010` is YAML 1.1 octal 8, `name: 1e3` a float: a name is the text
+                    # as written
+                    self.literal_names[path + (key,)] = v.value
                 self.lines[path + (key,)] = k.start_mark.line + 1
                 self._walk(v, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
@@ -329,7 +470,24 @@ def read_yaml(path: Path) -> tuple[dict, _Located]:
         raise ProfileError(f"{path}:1: a profile must be a mapping of keys, got "
                            f"{type(data).__name__}", "start the file with `name: ...`")
     _check_keys(data, loc, ())
+    for key_path, text in loc.literal_names.items():
+        _set_literal(data, key_path, text)
     return data, loc
+
+
+def _set_literal(data, key_path: tuple, text: str) -> None:
+    """Put the literal text of a `name:` scalar back where YAML put a number/bool/null."""
+    cur = data
+    for k in key_path[:-1]:
+        if isinstance(cur, dict) and k in cur:
+            cur = cur[k]
+        elif isinstance(cur, list) and isinstance(k, int) and k < len(cur):
+            cur = cur[k]
+        else:
+            return
+    if isinstance(cur, dict) and key_path[-1] in cur and not isinstance(cur[key_path[-1]], str) \
+            and not isinstance(cur[key_path[-1]], (dict, list)):
+        cur[key_path[-1]] = text
 
 
 def _check_keys(data, loc: "_Located", path: tuple) -> None:
@@ -462,11 +620,14 @@ def parse_set(expr: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or not re.match(r"^[A-Za-z0-9_.+\-]+$", key):
         raise UsageError(f"--set {expr!r}: bad key", "write e.g. --set container.privileged=false")
+    keys = key.split(".")
+    if keys[-1] == "name":   # a name is the text as typed (`010` is not the number 8)
+        return keys, raw.strip()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    return key.split("."), value
+    return keys, value
 
 
 def apply_sets(data: dict, sets: list[str]) -> dict:
@@ -505,19 +666,33 @@ def site_overlay_file() -> Path | None:
     return p if p.is_file() else None
 
 
+MAX_EXTENDS = 32
+
+
 def _load_raw(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, _Located, dict]:
+    """`seen` holds the resolved files of the chain so far: a loop is found whether its links
+    are written as names or as paths (./a.yaml → b → ../x/a.yaml)."""
     f = find_profile_file(name)
     data, loc = read_yaml(f)
     origin = {(k,): loc for k in data}
     parent = data.get("extends")
+    here = str(f.resolve())
     if parent:
         if not isinstance(parent, str):
             raise ProfileError(f"{f}:{loc.line(('extends',))}: `extends` must be a profile name",
                                "write e.g. `extends: nvidia-a800`")
-        if parent in seen or parent == f.stem:
-            raise ProfileError(f"{f}:{loc.line(('extends',))}: `extends: {parent}` makes a loop",
-                               "break the cycle of extends")
-        pdata, _ploc, porigin = _load_raw(parent, seen + (f.stem,))
+        try:
+            pfile = str(find_profile_file(parent).resolve())
+        except NotFound:
+            pfile = None
+        if parent == f.stem or pfile == here or (pfile is not None and pfile in seen):
+            chain = " → ".join([Path(x).name for x in seen] + [f.name, parent])
+            raise ProfileError(f"{f}:{loc.line(('extends',))}: `extends: {parent}` makes a loop "
+                               f"({chain})", "break the cycle of extends")
+        if len(seen) >= MAX_EXTENDS:
+            raise ProfileError(f"{f}:{loc.line(('extends',))}: more than {MAX_EXTENDS} levels of "
+                               "extends", "a profile extends a few others at most: shorten it")
+        pdata, _ploc, porigin = _load_raw(parent, seen + (here,))
         pdata.pop("name", None)
         merged = deep_merge(pdata, data)
         porigin.update(origin)
@@ -533,6 +708,16 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
         sf = site_overlay_file()
         if sf:
             sdata, sloc = read_yaml(sf)
+            for k in ("name", "extends"):
+                if k in sdata:
+                    raise ProfileError(
+                        f"{sf}:{sloc.line((k,))}: a site overlay cannot set `{k}`: it is merged "
+                        "into every profile (it would " + ("rename every profile's container"
+                                                           if k == "name" else
+                                                           "be ignored") + ")",
+                        f"remove `{k}:` from {sf.name}; " + (
+                            "use --name N or a profile of your own for another name"
+                            if k == "name" else "write a profile with `extends:` instead"))
             # a site overlay may carry per-profile sections: profiles: {name: {...}}
             per = sdata.pop("profiles", {}) or {}
             if not isinstance(per, dict):
@@ -543,6 +728,14 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
                 raise ProfileError(f"{sf}:{sloc.line(('profiles', data.get('name', file.stem)))}: "
                                    "a per-profile section must be a mapping",
                                    "write profiles: {<name>: {container: {...}}}")
+            for k in ("name", "extends"):
+                if k in mine:
+                    pname = data.get("name", file.stem)
+                    raise ProfileError(
+                        f"{sf}:{sloc.line(('profiles', pname, k))}: a site overlay's section "
+                        f"for {pname} cannot set `{k}`",
+                        f"remove `{k}:` there; write a profile of your own that `extends: "
+                        f"{pname}` instead")
             for part in (sdata, mine):
                 for k in part:
                     origin[(k.rstrip("+"),)] = sloc

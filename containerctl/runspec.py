@@ -12,7 +12,8 @@ from typing import Callable
 
 from . import __version__
 from .errors import HostError
-from .profiles import Profile, parse_size, parse_ulimit
+from .names import check_name
+from .profiles import Profile, host_mount_warnings, parse_size, parse_ulimit
 
 LABEL = "io.containerctl."
 
@@ -84,10 +85,11 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
                expand: Callable[[str], list[str]] | None = None, check_devices: bool = True
                ) -> ContainerSpec:
     c = profile.container
-    name = name or default_name(profile)
+    name = check_name(name, "container name (--name)") if name else \
+        check_name(default_name(profile), f"container name from profile {profile.name}")
     hc: dict = {}
     args: list[str] = ["--name", name]
-    warnings: list[str] = []
+    warnings: list[str] = list(host_mount_warnings(profile))
 
     if c.init:
         hc["init"] = True
@@ -161,7 +163,8 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
         args += ["-v", v]
     ws_vol = None
     if c.workspace and c.workspace.rstrip("/") not in targets:
-        ws_vol = workspace_volume_name(name)
+        ws_vol = check_name(workspace_volume_name(name), "workspace volume name "
+                            "(<container name>-workspace)")
         binds.append(f"{ws_vol}:{c.workspace}")
         args += ["-v", f"{ws_vol}:{c.workspace}"]
     if binds:
