@@ -92,6 +92,9 @@ def profile_validate(files: List[str] = typer.Argument(..., help="Profile files 
     from pathlib import Path
     for f in files:
         p = validate_file(f) if Path(f).exists() else load_profile(f, site=False)
+        from .profiles import host_mount_warnings
+        for w in host_mount_warnings(p):
+            sys.stderr.write(f"warning: {w}\n")
         typer.echo(f"{f}: ok ({p.name}, platform {p.platform})")
 
 

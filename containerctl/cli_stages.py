@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
             all_colls: bool = typer.Option(False, "--all", help="perf: every collective."),
             source: Optional[str] = typer.Option(None, "--source", help="FlagCX: a path, a git "
                                                  "URL[@ref], or `selftest`."),
-            timeout: Optional[int] = typer.Option(None, "--timeout", help="Per-stage timeout (s)."),
+            timeout: Optional[int] = typer.Option(None, "--timeout", min=1,
+                                                  help="Per-stage timeout (s)."),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't stream stage output."),
             set_: Optional[List[str]] = typer.Option(None, "--set")):
         """Bring the profile's container up and run the stages in order
@@ -86,7 +87,7 @@ def register(app: typer.Typer) -> None:
                    coll: Optional[List[str]] = typer.Option(None, "--coll"),
                    all_colls: bool = typer.Option(False, "--all"),
                    source: Optional[str] = typer.Option(None, "--source"),
-                   timeout: Optional[int] = typer.Option(None, "--timeout"),
+                   timeout: Optional[int] = typer.Option(None, "--timeout", min=1),
                    quiet: bool = typer.Option(False, "--quiet", "-q"),
                    set_: Optional[List[str]] = typer.Option(None, "--set")):
         """Run one stage in the existing container (its prerequisites must have passed)."""

@@ -49,6 +49,8 @@ def fast_noop_up(argv: list[str]) -> bool:
     if state is None or state[0] != "running" or \
             state[1].get("io.containerctl.config-hash") != hit["config_hash"]:
         return False
+    for w in hit.get("warnings") or []:   # the same warnings the full path gives
+        sys.stderr.write(f"warning: {w}\n")
     sys.stdout.write(f"{hit['name']}: up to date, nothing changed (config {hit['config_hash']})\n")
     return True
 

@@ -76,14 +76,11 @@ def _engine_key(engine: Engine) -> str:
 
 def probe(engine: Engine, image: str, option: str, host_config: dict, fresh: bool = False
           ) -> tuple[bool, str]:
+    from .upcache import load_checked
     key = f"{_engine_key(engine)}|{option}"
-    cache: dict = {}
     f = _cache_file()
-    if f.is_file():
-        try:
-            cache = json.loads(f.read_text())
-        except (OSError, ValueError):
-            cache = {}
+    cache = load_checked(f, lambda e: isinstance(e, dict) and isinstance(e.get("ok"), bool)
+                         and isinstance(e.get("msg"), str), warn=True)
     if not fresh and key in cache:
         return bool(cache[key]["ok"]), cache[key]["msg"]
     ok, msg = engine.probe(image, host_config)

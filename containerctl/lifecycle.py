@@ -166,7 +166,8 @@ def remember(profile_arg: str, name: str | None, sets, profile: Profile, res: Up
              if any(ch in d.split(":")[0] for ch in "*?[")]
     if is_image_spec(profile.image):
         files += _image_files()
-    upcache.record(profile_arg, name, sets, files, globs, res.name, res.spec.config_hash)
+    upcache.record(profile_arg, name, sets, files, globs, res.name, res.spec.config_hash,
+                   warnings=res.spec.warnings)
 
 
 def down(engine: Engine, name: str, volumes: bool = False) -> list[str]:

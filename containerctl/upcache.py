@@ -44,11 +44,53 @@ def _file() -> Path:
     return paths.home() / "cache" / "up.json"
 
 
-def _load() -> dict:
+def _warn(msg: str) -> None:
+    import sys
+    sys.stderr.write(f"warning: {msg}\n")
+
+
+def _is_str_list(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _up_entry_ok(e) -> bool:
+    return (isinstance(e, dict) and isinstance(e.get("name"), str)
+            and isinstance(e.get("config_hash"), str) and isinstance(e.get("fingerprint"), str)
+            and _is_str_list(e.get("files")) and _is_str_list(e.get("globs"))
+            and isinstance(e.get("warnings", []), list))
+
+
+def _tag_entry_ok(e) -> bool:
+    return isinstance(e, dict) and isinstance(e.get("tag"), str) and \
+        isinstance(e.get("fingerprint"), str)
+
+
+def load_checked(path: Path, entry_ok, warn: bool) -> dict:
+    """A memo file as {key: entry}, every entry of the expected shape. A file that is not (bad
+    JSON, `[]`, a string, an entry missing a key) is dropped — with a warning when `warn` — and
+    rebuilt by the next record: a cache never stops a command."""
     try:
-        return json.loads(_file().read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        if warn:
+            _warn(f"cannot read the cache {path} ({exc.strerror or exc}); going without it")
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and all(isinstance(k, str) and entry_ok(v) for k, v in data.items()):
+        return data
+    if warn:
+        _warn(f"the cache {path} is damaged (not the shape containerctl writes); it is dropped "
+              "and rebuilt")
+    return {}
+
+
+def _load(warn: bool = False) -> dict:
+    return load_checked(_file(), _up_entry_ok, warn)
 
 
 def lookup(profile_arg: str, name: str | None, sets: list[str] | None) -> dict | None:
@@ -62,12 +104,14 @@ def lookup(profile_arg: str, name: str | None, sets: list[str] | None) -> dict |
 
 
 def record(profile_arg: str, name: str | None, sets: list[str] | None, files: list[str],
-           globs: list[str], container: str, config_hash: str) -> None:
-    data = _load()
+           globs: list[str], container: str, config_hash: str,
+           warnings: list[str] | None = None) -> None:
+    data = _load(warn=True)
     data[_key(profile_arg, name, sets)] = {
         "name": container, "config_hash": config_hash, "files": sorted(set(files)),
         "globs": sorted(set(globs)), "fingerprint": _fingerprint(sorted(set(files)),
-                                                                 sorted(set(globs)))}
+                                                                 sorted(set(globs))),
+        "warnings": [str(w) for w in warnings or []]}
     if len(data) > 200:   # keep it small: drop the oldest entries
         data = dict(list(data.items())[-200:])
     try:
@@ -93,7 +137,7 @@ def image_tag_lookup(image: str, overrides: dict, base_id: str, files: list[str]
 
 
 def image_tag_record(image: str, overrides: dict, base_id: str, files: list[str], tag: str):
-    data = _load_tags()
+    data = _load_tags(warn=True)
     data[_tag_key(image, overrides, base_id)] = {"tag": tag, "fingerprint": _fingerprint(files, [])}
     if len(data) > 100:
         data = dict(list(data.items())[-100:])
@@ -107,8 +151,5 @@ def _tags_file() -> Path:
     return paths.home() / "cache" / "image-tags.json"
 
 
-def _load_tags() -> dict:
-    try:
-        return json.loads(_tags_file().read_text())
-    except (OSError, ValueError):
-        return {}
+def _load_tags(warn: bool = False) -> dict:
+    return load_checked(_tags_file(), _tag_entry_ok, warn)
