@@ -282,6 +282,10 @@ def _devices_findings(profile: Profile) -> list[Finding]:
                            "create them, or fix container.volumes (profile or site overlay)"))
     elif c.volumes:
         out.append(Finding("volumes", "pass", f"all {len(c.volumes)} volume source(s) exist"))
+    from .profiles import host_mount_warnings
+    for w in host_mount_warnings(profile):
+        out.append(Finding("host mounts", "warn", w, "mount only what the stages need, or set "
+                           "container.allow_host_mounts: true in the profile if it is meant"))
     return out
 
 
