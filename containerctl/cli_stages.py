@@ -1,41 +1,152 @@
-"""CLI for the pipeline: run, exec-stage, status, stages. Thin: parse, call stages.runner, render."""
+"""CLI for the pipeline: run, exec-stage, status, stages. Thin: parse, call stages.runner, show
+through containerctl.ui (a live view on a terminal, timestamped plain lines elsewhere, -q one
+verdict per stage, -v the raw output).
+
+The command bodies (run_cmd, exec_stage_cmd, status_cmd, stages_cmd) take plain arguments and
+return the exit code, so containerctl.fastcmd can call them without the CLI framework; typer is
+imported only by register()."""
 from __future__ import annotations
 
 from typing import List, Optional
 
-import typer
 
-
-def _echo_factory(quiet: bool):
+def _echo_factory(quiet: bool, verbose: bool = False):
+    """A bare echo(stage, line) for callers without a view (cluster): protocol lines and bash
+    traces stay in the stage log unless verbose."""
     import sys
+    from .ui.filters import is_protocol_line
     if quiet:
         return lambda stage, line: None
-    if not sys.stdout.isatty():
-        def plain(stage: str, line: str):
+
+    def plain(stage: str, line: str):
+        if verbose or not is_protocol_line(line):
             sys.stdout.write(f"{stage:>6} | {line}\n")
-        return plain
-    from rich.console import Console
-    con = Console(highlight=False)
-
-    def echo(stage: str, line: str):
-        con.print(f"[dim]{stage:>6} │[/dim] {line}", markup=True, highlight=False, soft_wrap=True)
-    return echo
+            sys.stdout.flush()
+    return plain
 
 
-def _summary(run_id: str, outcomes) -> int:
-    """The run as `containerctl report` shows it: stages, per-size tables, checks."""
-    from rich.console import Console
-    from .report import load_runs, table_renderables
-    from .results import store
-    con = Console(highlight=False)
-    for r in table_renderables(load_runs([run_id])):
-        con.print(r)
-    con.print(f"results: {store.run_dir(run_id)}   (containerctl report {run_id})")
-    bad = [o for o in outcomes if o.status not in ("passed", "skipped")]
-    return 0 if not bad else (130 if bad[0].status == "interrupted" else 1)
+def _interrupted(view) -> int:
+    import sys
+    view.close()
+    sys.stderr.write("interrupted: the stage's processes in the container were stopped\n")
+    return 130
 
 
-def register(app: typer.Typer) -> None:
+def _pipe_run(view, pipe, stages, **kw) -> int:
+    from .ui.session import plan
+    plan(view, pipe, stages)
+    try:
+        with view:
+            run_id, outcomes = pipe.run(stages, **kw)
+    except KeyboardInterrupt:
+        return _interrupted(view)
+    return view.finish(run_id, outcomes)
+
+
+def _opts(coll, all_colls, source, timeout, command: str) -> dict:
+    return {"colls": coll, "all_colls": all_colls, "source": source, "timeout": timeout,
+            "command": command}
+
+
+def run_cmd(profile: str = "cpu-selftest", name: Optional[str] = None,
+            from_: Optional[str] = None, until: Optional[str] = None,
+            only: Optional[List[str]] = None, force: bool = False,
+            coll: Optional[List[str]] = None, all_colls: bool = False,
+            source: Optional[str] = None, timeout: Optional[int] = None, quiet: bool = False,
+            verbose: bool = False, set_: Optional[List[str]] = None) -> int:
+    from . import lifecycle
+    from .engine import get_engine
+    from .profiles import load_profile
+    from .stages.defs import get_def
+    from .stages.runner import Pipeline
+    from .ui.session import make_view, pipeline_callbacks
+    for n in [from_, until] + list(only or []):
+        if n:
+            get_def(n)   # an unknown stage is said before anything is created
+    p = load_profile(profile, set_)
+    engine = get_engine()
+    view = make_view(quiet, verbose, title=f"containerctl run · {p.name}")
+    with view:
+        res = lifecycle.up(engine, p, name, on_line=view.up_line, on_status=view.up_status)
+        if quiet:
+            import sys
+            if res.action != "noop":
+                sys.stderr.write(f"{res.name}: {res.action}\n")
+        else:
+            view.up_done(f"{res.name}: {'up to date' if res.action == 'noop' else res.action}")
+    view.title = f"containerctl run · {p.name} → {res.name}"
+    pipe = Pipeline(engine, p, res.name, _opts(coll, all_colls, source, timeout, "run"),
+                    **pipeline_callbacks(Pipeline, view))
+    stages = pipe.select(from_, until, only)
+    return _pipe_run(view, pipe, stages, force=force)
+
+
+def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str] = None,
+                   force: bool = True, coll: Optional[List[str]] = None,
+                   all_colls: bool = False, source: Optional[str] = None,
+                   timeout: Optional[int] = None, quiet: bool = False, verbose: bool = False,
+                   set_: Optional[List[str]] = None) -> int:
+    from . import lifecycle
+    from .engine import get_engine
+    from .profiles import load_profile
+    from .runspec import LABEL
+    from .stages.defs import get_def
+    from .stages.runner import Pipeline
+    from .ui.session import make_view, pipeline_callbacks
+    sd = get_def(stage)
+    engine = get_engine()
+    target = lifecycle.resolve_target(engine, name, profile)
+    c = lifecycle.require_running(engine, target)
+    p = load_profile(profile or c.labels.get(LABEL + "profile-file") or
+                     c.labels.get(LABEL + "profile"), set_)
+    view = make_view(quiet, verbose, title=f"containerctl exec-stage {stage} · {target}")
+    pipe = Pipeline(engine, p, target, _opts(coll, all_colls, source, timeout, "exec-stage"),
+                    **pipeline_callbacks(Pipeline, view))
+    return _pipe_run(view, pipe, [sd], force=force, explicit=True)
+
+
+def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
+               json_out: bool = False) -> int:
+    from . import lifecycle
+    from .engine import get_engine
+    from .stages.defs import stage_names
+    from .stages.runner import load_state
+    from .ui.tables import print_json, print_table
+    engine = get_engine()
+    target = lifecycle.resolve_target(engine, name, profile)
+    info = engine.inspect(target)
+    st = load_state(target, info["Id"])
+    if json_out:
+        print_json(st)
+        return 0
+    rows = []
+    for n in stage_names():
+        s = st["stages"].get(n, {})
+        rows.append([n, s.get("status", "-"), s.get("run_id", ""), s.get("finished", "")])
+    print_table(["stage", "status", "run", "finished"], rows, title=f"{target}")
+    return 0
+
+
+def stages_cmd(json_out: bool = False) -> int:
+    from .stages.defs import load_defs
+    from .ui.tables import print_json, print_table
+    defs = load_defs()
+    if json_out:
+        print_json([{"name": d.name, "requires": list(d.requires), "timeout": d.timeout,
+                     "description": d.description} for d in defs])
+        return 0
+    print_table(["stage", "needs", "timeout", "description"],
+                [[d.name, ", ".join(d.requires) or "-", f"{d.timeout}s", d.description]
+                 for d in defs], "llrl")
+    return 0
+
+
+def register(app) -> None:
+    import typer
+
+    def done(code: int):
+        raise typer.Exit(code)
+
     @app.command("run")
     def run(profile: str = typer.Option("cpu-selftest", "--profile", "-p"),
             name: Optional[str] = typer.Option(None, "--name"),
@@ -48,35 +159,17 @@ def register(app: typer.Typer) -> None:
             all_colls: bool = typer.Option(False, "--all", help="perf: every collective."),
             source: Optional[str] = typer.Option(None, "--source", help="FlagCX: a path, a git "
                                                  "URL[@ref], or `selftest`."),
-            timeout: Optional[int] = typer.Option(None, "--timeout", min=1,
-                                                  help="Per-stage timeout (s)."),
-            quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't stream stage output."),
+            timeout: Optional[int] = typer.Option(None, "--timeout", help="Per-stage timeout (s)."),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="One verdict line per stage "
+                                       "and the results path."),
+            verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream the stages' raw "
+                                         "output (protocol lines and traces included)."),
             set_: Optional[List[str]] = typer.Option(None, "--set")):
         """Bring the profile's container up and run the stages in order
-        (deps → build → perf → torch → train → hetero), skipping those already passed."""
-        from . import lifecycle
-        from .cli import _progress
-        from .engine import get_engine
-        from .profiles import load_profile
-        from .stages.runner import Pipeline
-        from .stages.defs import get_def
-        for n in [from_, until] + list(only or []):
-            if n:
-                get_def(n)   # an unknown stage is said before anything is created
-        p = load_profile(profile, set_)
-        engine = get_engine()
-        with _progress() as prog:
-            res = lifecycle.up(engine, p, name, on_line=prog.line, on_status=prog.status)
-        typer.echo(f"{res.name}: {'up to date' if res.action == 'noop' else res.action}")
-        opts = {"colls": coll, "all_colls": all_colls, "source": source, "timeout": timeout}
-        pipe = Pipeline(engine, p, res.name, opts, echo=_echo_factory(quiet))
-        stages = pipe.select(from_, until, only)
-        try:
-            run_id, outcomes = pipe.run(stages, force=force)
-        except KeyboardInterrupt:
-            typer.echo("interrupted: the stage's processes in the container were stopped", err=True)
-            raise typer.Exit(130)
-        raise typer.Exit(_summary(run_id, outcomes))
+        (deps → build → perf → torch → train → hetero), skipping those already passed.
+        On a terminal a live view shows each stage; piped, timestamped plain lines."""
+        done(run_cmd(profile, name, from_, until, only, force, coll, all_colls, source, timeout,
+                     quiet, verbose, set_))
 
     @app.command("exec-stage")
     def exec_stage(stage: str = typer.Argument(..., help="deps, build, perf, torch, train, …"),
@@ -87,63 +180,22 @@ def register(app: typer.Typer) -> None:
                    coll: Optional[List[str]] = typer.Option(None, "--coll"),
                    all_colls: bool = typer.Option(False, "--all"),
                    source: Optional[str] = typer.Option(None, "--source"),
-                   timeout: Optional[int] = typer.Option(None, "--timeout", min=1),
+                   timeout: Optional[int] = typer.Option(None, "--timeout"),
                    quiet: bool = typer.Option(False, "--quiet", "-q"),
+                   verbose: bool = typer.Option(False, "--verbose", "-v"),
                    set_: Optional[List[str]] = typer.Option(None, "--set")):
         """Run one stage in the existing container (its prerequisites must have passed)."""
-        from . import lifecycle
-        from .engine import get_engine
-        from .profiles import load_profile
-        from .runspec import LABEL
-        from .stages.defs import get_def
-        from .stages.runner import Pipeline
-        sd = get_def(stage)
-        engine = get_engine()
-        target = lifecycle.resolve_target(engine, name, profile)
-        c = lifecycle.require_running(engine, target)
-        p = load_profile(profile or c.labels.get(LABEL + "profile-file") or
-                         c.labels.get(LABEL + "profile"), set_)
-        opts = {"colls": coll, "all_colls": all_colls, "source": source, "timeout": timeout}
-        pipe = Pipeline(engine, p, target, opts, echo=_echo_factory(quiet))
-        try:
-            run_id, outcomes = pipe.run([sd], force=force, explicit=True)
-        except KeyboardInterrupt:
-            typer.echo("interrupted: the stage's processes in the container were stopped", err=True)
-            raise typer.Exit(130)
-        raise typer.Exit(_summary(run_id, outcomes))
+        done(exec_stage_cmd(stage, profile, name, force, coll, all_colls, source, timeout,
+                            quiet, verbose, set_))
 
     @app.command("status")
     def status(profile: Optional[str] = typer.Option(None, "--profile", "-p"),
                name: Optional[str] = typer.Option(None, "--name"),
                json_out: bool = typer.Option(False, "--json")):
         """Which stages passed in a container, when, and in which run."""
-        import json
-        from . import lifecycle
-        from .engine import get_engine
-        from .stages.defs import stage_names
-        from .stages.runner import load_state
-        engine = get_engine()
-        target = lifecycle.resolve_target(engine, name, profile)
-        info = engine.inspect(target)
-        st = load_state(target, info["Id"])
-        if json_out:
-            typer.echo(json.dumps(st, indent=1))
-            return
-        from rich.table import Table
-        from .cli import _console
-        t = Table("stage", "status", "run", "finished", title=target, box=None)
-        for n in stage_names():
-            s = st["stages"].get(n, {})
-            t.add_row(n, s.get("status", "-"), s.get("run_id", ""), s.get("finished", ""))
-        _console().print(t)
+        done(status_cmd(profile, name, json_out))
 
     @app.command("stages")
-    def stages():
+    def stages(json_out: bool = typer.Option(False, "--json", help="Machine-readable.")):
         """List the stages in order, with what each needs."""
-        from rich.table import Table
-        from .cli import _console
-        from .stages.defs import load_defs
-        t = Table("stage", "needs", "timeout", "description", box=None)
-        for d in load_defs():
-            t.add_row(d.name, ", ".join(d.requires) or "-", f"{d.timeout}s", d.description)
-        _console().print(t)
+        done(stages_cmd(json_out))

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
-from .errors import UsageError
+from .errors import NotFound, UsageError
 from .results import store
 from .results.parsers import normalize_coll
 from .results.references import human_size, primary_sweep, short_size
@@ -29,16 +29,50 @@ FAILED = ("failed", "timeout", "interrupted")
 # --------------------------------------------------------------------------------------------
 
 
-def load_runs(refs: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Resolve and load runs (default: the latest); each only once, in the order given."""
+def load_runs(refs: Iterable[str] | None = None, *, need_perf: bool = False,
+              coll: str | None = None, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Resolve and load runs (default: the latest); each only once, in the order given.
+
+    `latest` means the newest run that holds what was asked: perf results when need_perf (a
+    plot), that collective when coll is given. A newer run passed over is named in `notes`."""
     out, seen = [], set()
     for ref in list(refs or []) or ["latest"]:
-        rid = store.resolve(ref)
+        if str(ref) == "latest" and (need_perf or coll):
+            run = latest_holding(coll, notes)
+            rid = run["run_id"]
+        else:
+            rid = store.resolve(ref)
+            run = None
         if rid in seen:
             continue
         seen.add(rid)
-        out.append(store.load_run(rid))
+        out.append(run or store.load_run(rid))
     return out
+
+
+def latest_holding(coll: str | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+    """The newest stored run with perf results (for `coll` when given)."""
+    skipped = []
+    for meta in store.list_runs():
+        try:
+            run = store.load_run(meta["run_id"])
+        except Exception:
+            continue
+        if perf_series(run, coll):
+            if skipped and notes is not None:
+                what = f"{normalize_coll(coll)} perf results" if coll else "perf results"
+                notes.append(f"latest run with {what}: {run['run_id']} (newer, without them: "
+                             f"{', '.join(skipped[:3])}{f' and {len(skipped) - 3} more' if len(skipped) > 3 else ''})")
+            return run
+        skipped.append(meta["run_id"])
+    what = f"{normalize_coll(coll)} perf results" if coll else "perf results"
+    if not skipped:
+        raise NotFound(f"no runs in {store.results_dir()}",
+                             hint="run the stages first: containerctl run --profile P")
+    raise UsageError(f"no stored run holds {what} ({len(skipped)} run(s) looked at)",
+                     hint="run perf first (containerctl exec-stage perf"
+                          + (f" --coll {normalize_coll(coll)}" if coll else "")
+                          + "), or name a run: containerctl results list")
 
 
 def run_label(run: dict[str, Any]) -> str:
@@ -118,7 +152,7 @@ def table_renderables(runs: list[dict[str, Any]], coll: str | None = None) -> li
         if recs:
             t = Table(title="stages", title_justify="left")
             for col in ("stage", "status", "duration (s)", "exit", "message"):
-                t.add_column(col, justify="right" if col in ("duration (s)", "exit") else "left")
+                t.add_column(col, justify="right" if col in ("duration (s)", "exit") else "left", overflow="fold")
             for stage, rec in recs.items():
                 st = rec.get("status") or "?"
                 t.add_row(stage, Text(st, style="green" if st == "passed" else ("red" if st in FAILED else "yellow")),
@@ -138,10 +172,10 @@ def table_renderables(runs: list[dict[str, Any]], coll: str | None = None) -> li
         checks = all_checks(run)
         if checks:
             t = Table(title="checks", title_justify="left")
-            t.add_column("stage")
-            t.add_column("check")
-            t.add_column("result")
-            t.add_column("detail")
+            t.add_column("stage", overflow="fold")
+            t.add_column("check", overflow="fold")
+            t.add_column("result", overflow="fold")
+            t.add_column("detail", overflow="fold")
             for stage, c in checks:
                 v = _verdict(c.get("ok"))
                 t.add_row(stage, c.get("name", ""), Text(v, style={"PASS": "green", "FAIL": "bold red"}.get(v, "yellow")),
@@ -160,6 +194,104 @@ def render_table(runs: list[dict[str, Any]], coll: str | None = None, width: int
     for r in table_renderables(runs, coll):
         con.print(r)
     return con.export_text()
+
+
+# --------------------------------------------------------------------------------------------
+# sections: the same tables for plain text (aligned columns) and the terminal (rich)
+# --------------------------------------------------------------------------------------------
+
+
+def _dur(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}s"
+
+
+def run_sections(run: dict[str, Any], coll: str | None = None, *, stages: bool = True,
+                 checks: bool = True) -> list[dict[str, Any]]:
+    """A run as titled tables: {title, headers, rows, align}. Cells are plain strings."""
+    out: list[dict[str, Any]] = []
+    recs = run.get("records") or {}
+    if stages and recs:
+        out.append({"title": "stages", "headers": ["stage", "status", "time", "exit", "message"],
+                    "align": "llrrl",
+                    "rows": [[st, rec.get("status") or "?",
+                              "-" if rec.get("status") == "skipped" else _dur(rec.get("duration_s")),
+                              "-" if rec.get("exit_code") is None else str(rec["exit_code"]),
+                              rec.get("message") or ""] for st, rec in recs.items()]})
+    for srs in perf_series(run, coll, all_sweeps=True):
+        out.append({"title": _series_title(run, srs),
+                    "headers": ["size", "time (s)", "algbw (GB/s)", "busbw (GB/s)"], "align": "rrrr",
+                    "rows": [[human_size(r["size"]), _num(r.get("time_s"), ".6f"), _bw(r.get("algbw")),
+                              _bw(r.get("busbw"))] for r in srs["rows"]]})
+    cks = all_checks(run)
+    if checks and cks:
+        out.append({"title": "checks", "headers": ["stage", "check", "result", "detail"], "align": "llll",
+                    "rows": [[stage, c.get("name", ""), _verdict(c.get("ok")), c.get("detail", "")]
+                             for stage, c in cks]})
+    return out
+
+
+def run_heading(run: dict[str, Any]) -> str:
+    return (f"{run_label(run)}  run {run['run_id']}  status {run.get('status') or '?'}"
+            + (f"  platform {run['platform']}" if run.get("platform") else "")
+            + (f"  container {run['container']}" if run.get("container") else ""))
+
+
+def compare_sections(runs: list[dict[str, Any]], coll: str | None = None) -> list[dict[str, Any]]:
+    """For exactly two runs: per collective both hold, busbw per size with the delta B − A."""
+    if len(runs) != 2:
+        return []
+    a, b = runs
+    ca = {s["coll"] for s in perf_series(a, coll)}
+    cb = {s["coll"] for s in perf_series(b, coll)}
+    out = []
+    for c in sorted(ca & cb):
+        cmp = compare(a, b, c)
+        out.append({"title": f"{c} busbw: B = {cmp['b']['label']} ({b['run_id']}) vs "
+                             f"A = {cmp['a']['label']} ({a['run_id']}); geometric mean B/A "
+                             f"{_num(cmp['geomean_ratio'], '.3f')}",
+                    "headers": ["size", "A busbw (GB/s)", "B busbw (GB/s)", "delta (GB/s)", "B/A"],
+                    "align": "rrrrr",
+                    "rows": [[human_size(r["size"]), _bw(r["busbw_a"]), _bw(r["busbw_b"]),
+                              _delta(r.get("delta")), _num(r["ratio"], ".3f")] for r in cmp["rows"]]})
+    return out
+
+
+def _delta(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return ("+" if v > 0 else "") + _bw(v)
+
+
+def render_plain(runs: list[dict[str, Any]], coll: str | None = None, *, extra: list[dict[str, Any]] | None = None) -> str:
+    """Aligned columns, like `docker ps`: no boxes, no colour, nothing cut to fit a width."""
+    from .ui.tables import columns
+
+    lines: list[str] = []
+    for run in runs:
+        lines += [run_heading(run), ""]
+        for sec in run_sections(run, coll):
+            lines += [sec["title"]] + columns(sec["headers"], sec["rows"], sec["align"]) + [""]
+        for p in run.get("problems") or []:
+            lines.append(f"warning: {p}")
+    for sec in (extra if extra is not None else compare_sections(runs, coll)):
+        lines += [sec["title"]] + columns(sec["headers"], sec["rows"], sec["align"]) + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def rich_table(sec: dict[str, Any]):
+    """One section as a rich Table for a terminal: light rules, cells folded (never `…`)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=sec["title"], title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for h, al in zip(sec["headers"], sec["align"]):
+        t.add_column(h, justify="right" if al == "r" else "left", overflow="fold")
+    styles = {"passed": "green", "PASS": "green", "failed": "bold red", "FAIL": "bold red",
+              "timeout": "red", "interrupted": "yellow", "skipped": "yellow", "SKIP": "yellow"}
+    for r in sec["rows"]:
+        t.add_row(*[Text(str(v), style=styles.get(str(v), "")) for v in r])
+    return t
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,7 +643,8 @@ def compare(run_a: dict[str, Any], run_b: dict[str, Any], coll: str = "allreduce
         ratio = vb / va if va and vb is not None else None
         if ratio and ratio > 0:
             logs.append(math.log(ratio))
-        rows.append({"size": size, "busbw_a": va, "busbw_b": vb, "ratio": ratio})
+        delta = vb - va if va is not None and vb is not None else None
+        rows.append({"size": size, "busbw_a": va, "busbw_b": vb, "delta": delta, "ratio": ratio})
     return {"coll": c, "a": {"run_id": run_a["run_id"], "label": run_label(run_a)},
             "b": {"run_id": run_b["run_id"], "label": run_label(run_b)}, "rows": rows,
             "geomean_ratio": math.exp(sum(logs) / len(logs)) if logs else None}
@@ -524,29 +657,24 @@ def render_compare(cmp: dict[str, Any], fmt: str = "table", width: int = 140) ->
     if fmt == "md":
         lines = [f"# {cmp['coll']}: {_md_cell(b['label'])} (B) vs {_md_cell(a['label'])} (A)", "",
                  f"A = `{a['run_id']}`, B = `{b['run_id']}`", "",
-                 "| size | A busbw (GB/s) | B busbw (GB/s) | B/A |", "| ---: | ---: | ---: | ---: |"]
+                 "| size | A busbw (GB/s) | B busbw (GB/s) | B/A | delta (GB/s) |", "| ---: | ---: | ---: | ---: | ---: |"]
         for r in cmp["rows"]:
-            lines.append(f"| {human_size(r['size'])} | {_bw(r['busbw_a'])} | {_bw(r['busbw_b'])} | {_num(r['ratio'], '.3f')} |")
+            lines.append(f"| {human_size(r['size'])} | {_bw(r['busbw_a'])} | {_bw(r['busbw_b'])} | {_num(r['ratio'], '.3f')} | {_delta(r.get('delta'))} |")
         lines += ["", f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}"]
         return "\n".join(lines) + "\n"
-    from rich.console import Console
-    from rich.table import Table
+    from .ui.tables import columns
 
-    t = Table()
-    for col in ("size", "A busbw (GB/s)", "B busbw (GB/s)", "B/A"):
-        t.add_column(col, justify="right")
-    for r in cmp["rows"]:
-        t.add_row(human_size(r["size"]), _bw(r["busbw_a"]), _bw(r["busbw_b"]), _num(r["ratio"], ".3f"))
-    con = Console(file=io.StringIO(), width=width, record=True, color_system=None, highlight=False)
-    con.print(f"{cmp['coll']} busbw  A = {a['label']} ({a['run_id']})  B = {b['label']} ({b['run_id']})")
-    con.print(t)
-    con.print(f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}")
-    return con.export_text()
+    lines = [f"{cmp['coll']} busbw  A = {a['label']} ({a['run_id']})  B = {b['label']} ({b['run_id']})"]
+    lines += columns(["size", "A busbw (GB/s)", "B busbw (GB/s)", "B/A", "delta (GB/s)"],
+                     [[human_size(r["size"]), _bw(r["busbw_a"]), _bw(r["busbw_b"]), _num(r["ratio"], ".3f"),
+                       _delta(r.get("delta"))] for r in cmp["rows"]], "rrrrr")
+    lines.append(f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}")
+    return "\n".join(lines) + "\n"
 
 
 def render(runs: list[dict[str, Any]], fmt: str, coll: str | None = None) -> str:
     if fmt == "table":
-        return render_table(runs, coll)
+        return render_plain(runs, coll)
     if fmt == "md":
         return render_markdown(runs, coll)
     if fmt == "json":
