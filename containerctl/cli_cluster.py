@@ -11,7 +11,7 @@ HOSTS_HELP = "The hosts inventory (YAML; see examples/hosts-*.yaml)."
 
 def _load(hosts: str):
     from .cluster import Cluster
-    from .hosts import load_inventory
+    from .cluster.inventory import load_inventory
     from .cli import _console
     err = _console(stderr=True)
     inv = load_inventory(hosts)

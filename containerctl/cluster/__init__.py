@@ -25,7 +25,7 @@ from typing import Callable, Optional
 from .. import __version__, paths
 from ..engine import MANAGED, ContainerInfo, Engine
 from ..errors import ContainerctlError, HostError, NotFound, StageError, UsageError
-from ..hosts import (HostEntry, Inventory, known_hosts, mpich_hostfile, single_device_warnings,
+from .inventory import (HostEntry, Inventory, known_hosts, mpich_hostfile, single_device_warnings,
                     ssh_client_config)
 from ..profiles import Profile, load_profile
 from ..runspec import LABEL

@@ -29,7 +29,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import NotFound, ProfileError
+from ..errors import NotFound, ProfileError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -171,7 +171,7 @@ class Inventory(_Strict):
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate a hosts file. A missing file is NotFound (exit 2) with a fix."""
-    from .profiles import read_yaml
+    from ..profiles import read_yaml
     p = Path(path)
     if not p.is_file():
         if p.exists():
@@ -183,7 +183,7 @@ def load_inventory(path: str | Path) -> Inventory:
     try:
         inv = Inventory.model_validate(data)
     except ValidationError as exc:
-        from .profiles import _format_validation
+        from ..profiles import _format_validation
         raise _format_validation(exc, loc, None, root=Inventory, missing_hint=f"({INVENTORY_HINT})",
                                  type_hint=INVENTORY_HINT) from None
     inv.source_file = str(p)
