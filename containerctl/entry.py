@@ -37,6 +37,10 @@ def fast_noop_up(argv: list[str]) -> bool:
     if parsed is None:
         return False
     profile, name, sets = parsed
+    if name is not None:
+        from .names import NAME_RE
+        if not NAME_RE.match(name) or len(name) > 128:
+            return False     # the full path says what is wrong with it
     try:
         from . import upcache
         from .engine import Engine
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if fast_noop_up(args):
         return 0
+    from .fastcmd import fast_command        # plain exec-stage / status: no CLI framework
+    rc = fast_command(args)
+    if rc is not None:
+        return rc
     from .cli import main as cli_main
     return cli_main(args)
 

@@ -115,7 +115,7 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
        extra_labels: dict[str, str] | None = None) -> UpResult:
     """Converge the container. `extra_labels` (e.g. a cluster's) must match too, or it is
     recreated with them."""
-    name = check_name(name, "container name (--name)") if name else \
+    name = check_name(name, "container name (--name)") if name is not None else \
         check_name(default_name(profile), f"container name from profile {profile.name}")
     status = on_status or (lambda _m: None)
     extra = dict(extra_labels or {})
@@ -191,7 +191,7 @@ def ps(engine: Engine) -> list[ContainerInfo]:
 
 def resolve_target(engine: Engine, name: str | None = None, profile: str | None = None) -> str:
     """Which container a command means: --name, --profile's default name, or the only one."""
-    if name:
+    if name is not None:
         require_managed(engine, check_name(name, "container name (--name)"))
         return name
     if profile:

@@ -65,12 +65,22 @@ def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
             raise ValueError(f"ulimit {name}: unknown keys {sorted(extra)} (use soft and hard)")
         soft = one(value.get("soft", value.get("hard")))
         hard = one(value.get("hard", value.get("soft")))
-        return soft, hard
+        return _ulimit_pair(name, soft, hard)
     if isinstance(value, str) and ":" in value:
         s, h = value.split(":", 1)
-        return one(s), one(h)
+        return _ulimit_pair(name, one(s), one(h))
     v = one(value)
-    return v, v
+    return _ulimit_pair(name, v, v)
+
+
+def _ulimit_pair(name: str, soft: int, hard: int) -> tuple[int, int]:
+    """The engine refuses these only at start, with a raw runc message."""
+    for v in (soft, hard):
+        if v < -1:
+            raise ValueError(f"ulimit {name}: {v} is negative (use -1 or unlimited for no limit)")
+    if hard != -1 and (soft == -1 or soft > hard):
+        raise ValueError(f"ulimit {name}: soft {soft} is above hard {hard}")
+    return soft, hard
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,6 +631,9 @@ def parse_set(expr: str) -> tuple[list[str], Any]:
     if not key or not re.match(r"^[A-Za-z0-9_.+\-]+$", key):
         raise UsageError(f"--set {expr!r}: bad key", "write e.g. --set container.privileged=false")
     keys = key.split(".")
+    if keys == ["extends"]:
+        raise UsageError("--set extends=… cannot change what a profile extends",
+                         "write a profile file with `extends:` and pass it with --profile FILE")
     if keys[-1] == "name":   # a name is the text as typed (`010` is not the number 8)
         return keys, raw.strip()
     try:

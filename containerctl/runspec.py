@@ -85,7 +85,7 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
                expand: Callable[[str], list[str]] | None = None, check_devices: bool = True
                ) -> ContainerSpec:
     c = profile.container
-    name = check_name(name, "container name (--name)") if name else \
+    name = check_name(name, "container name (--name)") if name is not None else \
         check_name(default_name(profile), f"container name from profile {profile.name}")
     hc: dict = {}
     args: list[str] = ["--name", name]
