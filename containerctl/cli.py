@@ -68,12 +68,10 @@ def profile_list(json_out: bool = typer.Option(False, "--json", help="Machine-re
         typer.echo(json.dumps([{"name": n, "file": str(f), "platform": p.platform if p else None,
                                 "error": e} for n, f, p, e in rows], indent=1))
         return
-    from rich.table import Table
-    t = Table("profile", "platform", "image", "description / problem", box=None)
-    for n, f, p, e in rows:
-        t.add_row(n, p.platform if p else "-", p.image if p else "-",
-                  (p.description if p else f"[red]invalid: {e}[/red]"))
-    _console().print(t)
+    from .ui.tables import print_table
+    print_table(["profile", "platform", "image", "description / problem"],
+                [[n, p.platform if p else "-", p.image if p else "-",
+                  (p.description if p else f"invalid: {e}")] for n, f, p, e in rows])
 
 
 @profile_app.command("show")
@@ -239,12 +237,10 @@ def ps(json_out: bool = typer.Option(False, "--json")):
                                 "config_hash": r.labels.get(LABEL + "config-hash")}
                                for r in rows], indent=1))
         return
-    from rich.table import Table
-    t = Table("name", "profile", "status", "image", "config", box=None)
-    for r in rows:
-        t.add_row(r.name, r.labels.get(LABEL + "profile", "?"), r.status, r.image,
-                  r.labels.get(LABEL + "config-hash", ""))
-    _console().print(t)
+    from .ui.tables import print_table
+    print_table(["name", "profile", "status", "image", "config"],
+                [[r.name, r.labels.get(LABEL + "profile", "?"), r.status, r.image,
+                  r.labels.get(LABEL + "config-hash", "")] for r in rows])
 
 
 @app.command()

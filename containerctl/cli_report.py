@@ -40,6 +40,32 @@ def _console():
     return Console(highlight=False)
 
 
+def _show_tables(rep, runs, coll) -> None:
+    """Tables on stdout: rich on a terminal (light rules, cells folded, never `…`), aligned
+    plain columns anywhere else. Two runs also get the comparison with deltas per size."""
+    from .ui.mode import interactive
+
+    if not interactive():
+        typer.echo(rep.render_plain(runs, coll), nl=False)
+        return
+    from rich.text import Text
+
+    con = _console()
+    for run in runs:
+        con.print(Text(rep.run_heading(run), style="bold"))
+        for sec in rep.run_sections(run, coll):
+            con.print(rep.rich_table(sec))
+        for p in run.get("problems") or []:
+            con.print(Text(f"warning: {p}", style="yellow"))
+    for sec in rep.compare_sections(runs, coll):
+        con.print(rep.rich_table(sec))
+
+
+def _notes(notes: list[str]) -> None:
+    for n in notes:
+        typer.echo(f"note: {n}", err=True)
+
+
 def _strict_exit(runs) -> None:
     from .report import FAILED, all_checks
 
@@ -58,17 +84,20 @@ def report(
     plot: Optional[str] = typer.Option(None, "--plot", help="Also write busbw vs message size as a PNG (one line per run)."),
     coll: Optional[str] = typer.Option(None, "--coll", help="Only this collective (allreduce, allgather, …)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when a stage or a check of the reported runs failed."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable (same as --format json)."),
 ):
     """Report stored runs: tables in the runbook's shape (size, time, algbw, busbw), Markdown, a
-    self-contained HTML page with the plot, JSON, or JUnit XML for CI."""
+    self-contained HTML page with the plot, JSON, or JUnit XML for CI. `latest` (the default)
+    is the newest run holding what was asked: perf results for --plot, the collective for
+    --coll. Two runs also show busbw per size side by side with the delta."""
     from . import report as rep
 
-    fmt = _check_format(fmt, _FORMATS)
-    loaded = rep.load_runs(runs)
+    fmt = _check_format("json" if json_out else fmt, _FORMATS)
+    notes: list[str] = []
+    loaded = rep.load_runs(runs, need_perf=bool(plot), coll=coll, notes=notes)
+    _notes(notes)
     if fmt == "table" and output is None:
-        con = _console()
-        for r in rep.table_renderables(loaded, coll):
-            con.print(r)
+        _show_tables(rep, loaded, coll)
     else:
         try:
             text = rep.render(loaded, fmt, coll)
@@ -103,32 +132,29 @@ def results_list(json_out: bool = typer.Option(False, "--json", help="Machine-re
     if not runs:
         typer.echo(f"no runs in {store.results_dir()}", err=True)
         return
-    from rich.table import Table
+    from .ui.tables import print_table
 
-    t = Table()
-    for col in ("run", "label", "platform", "status", "started", "stages"):
-        t.add_column(col, no_wrap=col in ("run", "started"))
-    for r in runs:
-        t.add_row(r["run_id"], str(r.get("label") or r.get("profile") or ""), str(r.get("platform") or ""),
+    print_table(["run", "label", "platform", "status", "started", "stages"],
+                [[r["run_id"], str(r.get("label") or r.get("profile") or ""), str(r.get("platform") or ""),
                   str(r.get("status") or "?"), str(r.get("started") or ""),
-                  " ".join(f"{s}:{st}" for s, st in r.get("stage_status", {}).items()))
-    _console().print(t)
+                  " ".join(f"{s}:{st}" for s, st in r.get("stage_status", {}).items())] for r in runs])
 
 
 def results_show(
     run: str = typer.Argument(..., help="Run id, unique prefix, `latest`, or path."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | md | json"),
     coll: Optional[str] = typer.Option(None, "--coll", help="Only this collective."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable (same as --format json)."),
 ):
     """Show one run: stages, perf tables, checks."""
     from . import report as rep
 
-    fmt = _check_format(fmt, ("table", "md", "json"))
-    runs = rep.load_runs([run])
+    fmt = _check_format("json" if json_out else fmt, ("table", "md", "json"))
+    notes: list[str] = []
+    runs = rep.load_runs([run], coll=coll, notes=notes)
+    _notes(notes)
     if fmt == "table":
-        con = _console()
-        for r in rep.table_renderables(runs, coll):
-            con.print(r)
+        _show_tables(rep, runs, coll)
     else:
         typer.echo(rep.render(runs, fmt, coll), nl=False)
 
@@ -139,11 +165,12 @@ def results_compare(
     coll: str = typer.Option("allreduce", "--coll", help="Collective to compare."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | md | json"),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable (same as --format json)."),
 ):
-    """busbw per message size of run B against run A, with the ratio B/A."""
+    """busbw per message size of run B against run A, with the ratio B/A and the delta B − A."""
     from . import report as rep
 
-    fmt = _check_format(fmt, ("table", "md", "json"))
+    fmt = _check_format("json" if json_out else fmt, ("table", "md", "json"))
     ra, rb = rep.load_runs([a])[0], rep.load_runs([b])[0]
     text = rep.render_compare(rep.compare(ra, rb, coll), fmt)
     if output:

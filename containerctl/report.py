@@ -281,17 +281,18 @@ def render_plain(runs: list[dict[str, Any]], coll: str | None = None, *, extra: 
 def rich_table(sec: dict[str, Any]):
     """One section as a rich Table for a terminal: light rules, cells folded (never `…`)."""
     from rich import box
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=sec["title"], title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for h, al in zip(sec["headers"], sec["align"]):
         t.add_column(h, justify="right" if al == "r" else "left", overflow="fold")
     styles = {"passed": "green", "PASS": "green", "failed": "bold red", "FAIL": "bold red",
               "timeout": "red", "interrupted": "yellow", "skipped": "yellow", "SKIP": "yellow"}
     for r in sec["rows"]:
         t.add_row(*[Text(str(v), style=styles.get(str(v), "")) for v in r])
-    return t
+    return Group(Text(""), Text(sec["title"], style="bold"), t)
 
 
 # --------------------------------------------------------------------------------------------

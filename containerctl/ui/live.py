@@ -192,7 +192,6 @@ class LiveView(View):
             run = None
         if run is not None:
             for sec in run_sections(run, stages=False):
-                con.print()
                 con.print(rich_table(sec))
             for title, lines in failure_blocks(run):
                 con.print()
