@@ -159,7 +159,8 @@ def register(app) -> None:
             all_colls: bool = typer.Option(False, "--all", help="perf: every collective."),
             source: Optional[str] = typer.Option(None, "--source", help="FlagCX: a path, a git "
                                                  "URL[@ref], or `selftest`."),
-            timeout: Optional[int] = typer.Option(None, "--timeout", help="Per-stage timeout (s)."),
+            timeout: Optional[int] = typer.Option(None, "--timeout", min=1,
+                                                  help="Per-stage timeout (s)."),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="One verdict line per stage "
                                        "and the results path."),
             verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream the stages' raw "
@@ -180,7 +181,7 @@ def register(app) -> None:
                    coll: Optional[List[str]] = typer.Option(None, "--coll"),
                    all_colls: bool = typer.Option(False, "--all"),
                    source: Optional[str] = typer.Option(None, "--source"),
-                   timeout: Optional[int] = typer.Option(None, "--timeout"),
+                   timeout: Optional[int] = typer.Option(None, "--timeout", min=1),
                    quiet: bool = typer.Option(False, "--quiet", "-q"),
                    verbose: bool = typer.Option(False, "--verbose", "-v"),
                    set_: Optional[List[str]] = typer.Option(None, "--set")):
