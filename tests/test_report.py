@@ -291,3 +291,54 @@ def test_cli_module_imports_nothing_heavy():
             "if x in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     assert out == ""
+
+
+# ---------------------------------------------------------------- what a person reads (H5)
+
+
+def test_plain_tables_are_aligned_columns_without_boxes(three):
+    text = rep.render_plain(rep.load_runs(three[:1]), "allreduce")
+    assert not re.search("[│┃━─┏└]", text) and "…" not in text and "\x1b[" not in text
+    row = next(l for l in text.splitlines() if l.strip().startswith("4 GiB"))
+    assert row.split() == ["4", "GiB", "0.029790", "144.18", "144.18"]
+    head = next(l for l in text.splitlines() if "busbw (GB/s)" in l)
+    assert head.index("busbw (GB/s)") + len("busbw (GB/s)") == len(row)  # right-aligned under its header
+
+
+def test_report_latest_is_the_newest_run_holding_what_was_asked(three, home):
+    newer = store.start_run("cpu-selftest", stages=["deps"])["run_id"]  # no perf in it
+    store.write_stage(newer, store.stage_record(newer, "deps", status="passed", started=store.now_iso(), exit_code=0))
+    assert rep.load_runs()[0]["run_id"] == newer                     # plain latest: the newest
+    notes: list[str] = []
+    picked = rep.load_runs(None, need_perf=True, notes=notes)
+    assert picked[0]["run_id"] == three[-1] and newer in notes[0]
+    assert rep.load_runs(["latest"], coll="allreduce")[0]["run_id"] == three[-1]
+    with pytest.raises(UsageError, match="no stored run holds allgather perf results"):
+        rep.load_runs(None, coll="allgather")
+
+
+def test_report_two_runs_shows_deltas_per_size(three):
+    runs = rep.load_runs(three[:2])
+    (sec,) = rep.compare_sections(runs)
+    assert sec["headers"][3] == "delta (GB/s)"
+    row = next(r for r in sec["rows"] if r[0] == "4 GiB")
+    assert row[1:] == ["144.18", "47.33", "-96.84", "0.328"]
+    assert "-96.84" in rep.render_plain(runs)
+    cmp = rep.compare(*runs, "allreduce")
+    r4 = next(r for r in cmp["rows"] if r["size"] == 4 << 30)
+    assert r4["delta"] == pytest.approx(47.333872 - 144.176214)
+
+
+def test_cli_report_off_a_terminal_is_plain_and_json_flag(app, three):
+    r = CliRunner()
+    res = r.invoke(app, ["report", three[0], three[2]])
+    assert res.exit_code == 0, res.output
+    assert "│" not in res.stdout and "…" not in res.stdout
+    assert re.search(r"4 GiB\s+144\.18\s+20\.03\s+-124\.15\s+0\.139", res.stdout)
+    res = r.invoke(app, ["report", three[1], "--json"])
+    assert json.loads(res.stdout)["runs"][0]["label"] == "C550"
+    res = r.invoke(app, ["results", "show", three[1], "--json"])
+    assert json.loads(res.stdout)["runs"][0]["run_id"] == three[1]
+    res = r.invoke(app, ["results", "list"])
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:4] == ["run", "label", "platform", "status"] and len(lines) == 4
