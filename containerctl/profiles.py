@@ -403,6 +403,13 @@ class _Located:
 
     def _walk(self, node, path):
         self._count += 1
+        if isinstance(node, yaml.ScalarNode) and node.style is None and node.tag in _NON_TEXT_TAGS \
+                and ((path and path[-1] == "name") or
+                     (":" in node.value and node.tag != "tag:yaml.org,2002:bool")):
+            # YAML 1.1 reads `name: 010` as octal 8, `name: 1e3` as a float and `9:8` as the
+            # base-60 number 548: a name, and anything written with a colon, is the text as
+            # written
+            self.literal_names[path] = node.value
         if id(node) in self._active:
             raise ProfileError(f"{self.file}:{node.start_mark.line + 1}: a YAML alias refers to "
                                "itself", "replace the recursive alias (&x … *x) with plain values")
@@ -436,11 +443,6 @@ class _Located:
                             f"(first given on line {seen[key]}); YAML would silently keep only "
                             "the last one", "keep one of them (merge their values into it)")
                     seen[key] = k.start_mark.line + 1
-                if key == "name" and isinstance(v, yaml.ScalarNode) and v.style is None \
-                        and v.tag in _NON_TEXT_TAGS:
-                    # `name: 010` is YAML 1.1 octal 8, `name: 1e3` a float: a name is the text
-                    # as written
-                    self.literal_names[path + (key,)] = v.value
                 self.lines[path + (key,)] = k.start_mark.line + 1
                 self._walk(v, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
@@ -640,6 +642,8 @@ def parse_set(expr: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in raw:
+        value = raw.strip()   # YAML 1.1 base 60: `nofile=9:8` is not the number 548
     return keys, value
 
 
@@ -762,8 +766,9 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
         prof = Profile.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        if sets and any(".".join(str(p) for p in err["loc"]).startswith(s.split("=")[0].rstrip("+"))
-                        for s in sets):
+        err_key = ".".join(str(p) for p in err["loc"])
+        set_keys = [x.split("=")[0].rstrip("+").strip() for x in sets or []]
+        if any(err_key.startswith(k) or k.startswith(err_key + ".") for k in set_keys):
             raise _format_validation(exc, _Located(None, "--set"), None) from None
         raise _format_validation(exc, loc, origin) from None
     prof.source_file = str(file)

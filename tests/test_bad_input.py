@@ -28,6 +28,7 @@ class Case:
     xfail: str = ""             # why it fails today (a product bug outside this test)
     needs: str = ""             # privileged-refused | memlock-limited | no-gpu-runtime | cluster
     unchanged: str = ""         # a file that must be byte-identical afterwards
+    absent: str = ""            # a substring that must NOT be in stderr (a misleading cause)
 
 
 def prof(body: str, image: str = "{img}") -> str:
@@ -198,6 +199,255 @@ CASES = [
     Case("missing-required-option", ["profile", "new", "mine"], expect="--from",),
 ]
 
+
+def inv(body: str) -> str:
+    """A hosts inventory (examples/hosts-*.yaml shape) around `body`'s hosts / overrides."""
+    return textwrap.dedent(body)
+
+
+def chain(n: int) -> dict[str, str]:
+    """n profile files, each extending the next by path (no loop, just too long)."""
+    files = {f"c{i}.yaml": f"name: bi-c{i}\nextends: ./c{i + 1}.yaml\n" for i in range(n)}
+    files[f"c{n}.yaml"] = "name: bi-end\nimage: local/none:none\n"
+    return files
+
+
+CPS = ["cluster", "ps", "--hosts", "h.yaml"]
+GOOD_HOST = "  - {name: a, profile: cpu-selftest}\n"
+LONG = "a" * 129
+
+CASES += [
+    # --- names (Docker's rule; nothing may escape the state directory) ------------------------
+    Case("name-dotdot-up", ["up", "--profile", "p.yaml", "--name", "../../{tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="'../../{tok}' is not a valid container name"),
+    Case("name-slash-up", ["up", "--profile", "p.yaml", "--name", "a/{tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="contains '/'"),
+    Case("name-leading-dash", ["up", "--profile", "p.yaml", "--name=-{tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="start with a letter or digit"),
+    Case("name-leading-dot", ["up", "--profile", "p.yaml", "--name", ".{tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="start with a letter or digit"),
+    Case("name-space", ["up", "--profile", "p.yaml", "--name", "a {tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="contains ' '"),
+    Case("name-colon", ["up", "--profile", "p.yaml", "--name", "a:{tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="contains ':'"),
+    Case("name-non-ascii", ["up", "--profile", "p.yaml", "--name", "名{tok}"],
+         {"p.yaml": prof("")}, docker=True, expect="not a valid container name"),
+    Case("name-too-long", ["up", "--profile", "p.yaml", "--name", LONG],
+         {"p.yaml": prof("")}, docker=True, expect="at most 128"),
+    Case("name-empty", ["up", "--profile", "p.yaml", "--name="],
+         {"p.yaml": prof("")}, docker=True, expect="is empty"),
+    Case("name-workspace-volume-too-long", ["up", "--profile", "p.yaml", "--name", "b" * 125],
+         {"p.yaml": prof("")}, docker=True, expect="workspace volume name"),
+    Case("name-dry-run-slash", ["up", "--dry-run", "--profile", "p.yaml", "--name", "a/b"],
+         {"p.yaml": prof("")}, expect="contains '/'"),
+    Case("name-down-dotdot", ["down", "--name", "../{tok}"], expect="not a valid container name"),
+    Case("name-logs-slash", ["logs", "--name", "a/{tok}"], expect="contains '/'"),
+    Case("name-exec-slash", ["exec", "--name", "a/{tok}", "--", "true"], expect="contains '/'"),
+    Case("name-restart-slash", ["restart", "--name", "a/{tok}"], expect="contains '/'"),
+    Case("name-shell-slash", ["shell", "--name", "a/{tok}"], expect="contains '/'"),
+    Case("name-status-slash", ["status", "--name", "a/{tok}"], expect="contains '/'"),
+    Case("name-exec-stage-slash", ["exec-stage", "perf", "--name", "a/{tok}"],
+         expect="contains '/'"),
+    Case("name-run-slash", ["run", "--profile", "p.yaml", "--name", "a/{tok}", "-q"],
+         {"p.yaml": prof("")}, docker=True, expect="contains '/'"),
+    Case("name-profile-too-long", VALIDATE, {"p.yaml": "name: " + "p" * 101 + "\nimage: a\n"},
+         expect="at most 100"),
+    Case("name-profile-uppercase", VALIDATE, {"p.yaml": "name: Bad\nimage: a\n"},
+         expect="lowercase"),
+    Case("name-profile-list", VALIDATE, {"p.yaml": "name: [a, b]\nimage: a\n"},
+         expect="must be text"),
+    Case("name-profile-mapping", VALIDATE, {"p.yaml": "name: {a: 1}\nimage: a\n"},
+         expect="must be text"),
+    Case("name-volume-slash", VALIDATE, {"p.yaml": prof("container:\n  volumes: ['a/b:/data']\n")},
+         expect="volume name"),
+    Case("name-volume-relative-dir", VALIDATE,
+         {"p.yaml": prof("container:\n  volumes: ['./data:/data']\n")}, expect="absolute"),
+    Case("name-volume-tilde", VALIDATE,
+         {"p.yaml": prof("container:\n  volumes: ['~/data:/data']\n")}, expect="volume name"),
+    # --- duplicate YAML keys (profiles, overlays, inventories) ---------------------------------
+    Case("dup-top-level-key", VALIDATE, {"p.yaml": prof("platform: gpu\n")},
+         expect="p.yaml:4: duplicate key `platform`"),
+    Case("dup-nested-key", VALIDATE,
+         {"p.yaml": prof("container:\n  shm_size: 1G\n  ipc_mode: host\n  shm_size: 2G\n")},
+         expect="p.yaml:7: duplicate key `container.shm_size` (first given on line 5)"),
+    Case("dup-flow-mapping-key", VALIDATE,
+         {"p.yaml": prof("container: {init: true, init: false}\n")},
+         expect="duplicate key `container.init`"),
+    Case("dup-deep-key", VALIDATE,
+         {"p.yaml": prof("stages:\n  perf:\n    iters: 3\n    iters: 4\n")},
+         expect="duplicate key `stages.perf.iters`"),
+    Case("dup-env-key", VALIDATE,
+         {"p.yaml": prof("container:\n  env:\n    A: 1\n    A: 2\n")},
+         expect="duplicate key `container.env.A`"),
+    Case("dup-key-site-overlay", SHOW,
+         {"site.yaml": "container:\n  shm_size: 1G\n  shm_size: 2G\n"},
+         env={"CONTAINERCTL_SITE": "site.yaml"}, expect="site.yaml:3: duplicate key"),
+    Case("dup-key-extended-parent", ["profile", "show", "bi-kid"],
+         {"profs/bi-kid.yaml": "name: bi-kid\nextends: bi-par\n",
+          "profs/bi-par.yaml": "name: bi-par\nimage: a\nimage: b\n"},
+         env={"CONTAINERCTL_PROFILE_PATH": "profs"}, expect="bi-par.yaml:3: duplicate key"),
+    # --- extends through file paths ------------------------------------------------------------
+    Case("extends-loop-by-path", VALIDATE,
+         {"p.yaml": "name: bi-a\nextends: ./q.yaml\nimage: a\n",
+          "q.yaml": "name: bi-b\nextends: ./p.yaml\nimage: a\n"}, expect="loop"),
+    Case("extends-loop-three-files", VALIDATE,
+         {"p.yaml": "name: bi-a\nextends: sub/q.yaml\n",
+          "sub/q.yaml": "name: bi-b\nextends: ./r.yaml\n",
+          "r.yaml": "name: bi-c\nextends: sub/../p.yaml\n"}, expect="loop"),
+    Case("extends-self-by-path", VALIDATE, {"p.yaml": "name: bi-a\nextends: ./p.yaml\n"},
+         expect="loop"),
+    Case("extends-name-and-path-loop", ["profile", "show", "bi-n"],
+         {"profs/bi-n.yaml": "name: bi-n\nextends: ./m.yaml\n",
+          "m.yaml": "name: bi-m\nextends: bi-n\n"},
+         env={"CONTAINERCTL_PROFILE_PATH": "profs"}, expect="loop"),
+    Case("extends-too-deep", ["profile", "validate", "c0.yaml"], chain(40),
+         expect="levels of extends"),
+    # --- image references ---------------------------------------------------------------------
+    Case("image-uppercase", VALIDATE, {"p.yaml": prof("", image="Local/Busybox")},
+         expect="must be lowercase"),
+    Case("image-uppercase-single", VALIDATE, {"p.yaml": prof("", image="BusyBox:1")},
+         expect="must be lowercase"),
+    Case("image-space", VALIDATE, {"p.yaml": prof("", image="'busy box'")},
+         expect="not a valid image reference"),
+    Case("image-bad-tag", VALIDATE, {"p.yaml": prof("", image="'busybox:-x'")},
+         expect="tag '-x'"),
+    Case("image-bad-digest", VALIDATE, {"p.yaml": prof("", image="busybox@sha256:xyz")},
+         expect="digest"),
+    Case("image-empty", VALIDATE, {"p.yaml": prof("", image="''")}, expect="image"),
+    Case("image-double-colon", VALIDATE, {"p.yaml": prof("", image="'a::b'")},
+         expect="not a valid image reference"),
+    Case("image-trailing-slash", VALIDATE, {"p.yaml": prof("", image="a/")},
+         expect="not a valid image reference"),
+    Case("image-bad-registry", VALIDATE, {"p.yaml": prof("", image="'reg:port/x'")},
+         expect="registry"),
+    Case("image-uppercase-on-up", UP, {"p.yaml": prof("", image="Local/Busybox")},
+         docker=True, expect="must be lowercase", absent="invalid reference format"),
+    # --- environment names --------------------------------------------------------------------
+    Case("env-key-with-equals", VALIDATE, {"p.yaml": prof("container:\n  env: {'A=B': 1}\n")},
+         expect="'A=B'"),
+    Case("env-key-empty", VALIDATE, {"p.yaml": prof("container:\n  env: {'': 1}\n")},
+         expect="container.env"),
+    Case("env-key-space", VALIDATE, {"p.yaml": prof("container:\n  env: {'A B': 1}\n")},
+         expect="'A B'"),
+    Case("flagcx-env-key-with-equals", VALIDATE,
+         {"p.yaml": prof("flagcx:\n  env: {'NCCL=X': 1}\n")}, expect="flagcx.env"),
+    # --- sizes and ulimits --------------------------------------------------------------------
+    Case("shm-size-zero", VALIDATE, {"p.yaml": prof("container:\n  shm_size: 0\n")},
+         expect="64M"),
+    Case("shm-size-zero-with-unit", VALIDATE, {"p.yaml": prof("container:\n  shm_size: 0G\n")},
+         expect="64M"),
+    Case("ulimit-unknown-name", VALIDATE,
+         {"p.yaml": prof("container:\n  ulimits: {memlok: -1}\n")}, expect="did you mean memlock"),
+    Case("ulimit-soft-above-hard", VALIDATE,
+         {"p.yaml": prof("container:\n  ulimits: {nofile: '4096:1024'}\n")},
+         expect="soft 4096 is above hard 1024"),
+    Case("ulimit-negative", VALIDATE,
+         {"p.yaml": prof("container:\n  ulimits: {nofile: -5}\n")}, expect="negative"),
+    Case("up-ulimit-nofile-refused", UP,
+         {"p.yaml": prof("container:\n  ulimits: {nofile: 1073741816}\n")}, docker=True,
+         expect="nofile", absent="memlock"),
+    # --- site overlay: keys that would touch every profile ------------------------------------
+    Case("site-overlay-name", SHOW, {"site.yaml": "name: everyone\n"},
+         env={"CONTAINERCTL_SITE": "site.yaml"}, expect="site.yaml:1: a site overlay cannot set `name`"),
+    Case("site-overlay-extends", SHOW, {"site.yaml": "extends: nvidia-a800\n"},
+         env={"CONTAINERCTL_SITE": "site.yaml"}, expect="cannot set `extends`"),
+    Case("site-overlay-per-profile-name", SHOW,
+         {"site.yaml": "profiles:\n  cpu-selftest:\n    name: other\n"},
+         env={"CONTAINERCTL_SITE": "site.yaml"}, expect="site.yaml:3:"),
+    Case("site-overlay-per-profile-extends", SHOW,
+         {"site.yaml": "profiles:\n  cpu-selftest:\n    extends: nvidia-a800\n"},
+         env={"CONTAINERCTL_SITE": "site.yaml"}, expect="cannot set `extends`"),
+    Case("site-overlay-shm-zero", SHOW, {"site.yaml": "container:\n  shm_size: 0\n"},
+         env={"CONTAINERCTL_SITE": "site.yaml"}, expect="site.yaml"),
+    # --- --set --------------------------------------------------------------------------------
+    Case("set-name-uppercase", SHOW + ["--set", "name=Bad"], expect="lowercase"),
+    Case("set-name-slash", SHOW + ["--set", "name=a/b"], expect="name"),
+    Case("set-extends", SHOW + ["--set", "extends=nvidia-a800"], expect="extends"),
+    Case("set-image-uppercase", SHOW + ["--set", "image=Local/X"], expect="lowercase"),
+    Case("set-shm-zero", SHOW + ["--set", "container.shm_size=0"], expect="64M"),
+    Case("set-env-key-with-equals", SHOW + ["--set", "container.env={A=B: 1}"], expect="'A=B'"),
+    Case("set-ulimit-unknown", SHOW + ["--set", "container.ulimits.nofiles=10"],
+         expect="did you mean nofile"),
+    Case("set-ulimit-soft-above-hard", SHOW + ["--set", "container.ulimits.nofile=9:8"],
+         expect="above hard"),
+    Case("set-volume-name-invalid", SHOW + ["--set", "container.volumes=[a/b:/data]"],
+         expect="volume name"),
+    Case("set-perf-iters-zero", SHOW + ["--set", "stages.perf.iters=0"], expect="iters"),
+    Case("set-nranks-zero", SHOW + ["--set", "flagcx.nranks=0"], expect="nranks"),
+    Case("set-allow-host-mounts-bad", SHOW + ["--set", "container.allow_host_mounts=maybe"],
+         expect="allow_host_mounts"),
+    Case("set-into-list", SHOW + ["--set", "container.command.0=x"], expect="--set"),
+    Case("ulimit-base60-soft-above-hard", VALIDATE,
+         {"p.yaml": prof("container:\n  ulimits: {nofile: 9:8}\n")}, expect="above hard"),
+    Case("set-key-with-space", SHOW + ["--set", "container.shm size=1G"], expect="bad key"),
+    # --- stage options ------------------------------------------------------------------------
+    Case("run-timeout-negative", ["run", "--timeout", "-1", "--name", "{name}", "-q"],
+         expect="--timeout"),
+    Case("run-timeout-zero", ["run", "--timeout", "0", "--name", "{name}", "-q"],
+         expect="--timeout"),
+    Case("exec-stage-timeout-negative", ["exec-stage", "perf", "--timeout", "-5",
+                                         "--name", "{name}"], expect="--timeout"),
+    # --- hosts inventories (cluster) ----------------------------------------------------------
+    Case("inv-dup-key-cluster", CPS,
+         {"h.yaml": inv("cluster:\n  name: c1\n  name: c2\nhosts:\n") + GOOD_HOST},
+         needs="cluster", expect="h.yaml:3: duplicate key `cluster.name`"),
+    Case("inv-dup-key-host", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - name: a\n    profile: cpu-selftest\n"
+                    "    profile: nvidia-a800\n"},
+         needs="cluster", expect="h.yaml:5: duplicate key `hosts.0.profile`"),
+    Case("inv-dup-top-level", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n" + GOOD_HOST + "hosts:\n" + GOOD_HOST},
+         needs="cluster", expect="duplicate key `hosts`"),
+    Case("inv-missing-cluster", CPS, {"h.yaml": "hosts:\n" + GOOD_HOST}, needs="cluster",
+         expect="cluster"),
+    Case("inv-missing-hosts", CPS, {"h.yaml": "cluster: {name: c1}\n"}, needs="cluster",
+         expect="hosts"),
+    Case("inv-empty-hosts", CPS, {"h.yaml": "cluster: {name: c1}\nhosts: []\n"},
+         needs="cluster", expect="hosts"),
+    Case("inv-top-level-list", CPS, {"h.yaml": "- cluster: {name: c1}\n"}, needs="cluster",
+         expect="mapping"),
+    Case("inv-unknown-key", CPS,
+         {"h.yaml": "cluster: {name: c1, ssh_prot: 22}\nhosts:\n" + GOOD_HOST},
+         needs="cluster", expect="ssh_port"),
+    Case("inv-host-name-bad", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: A/B, profile: cpu-selftest}\n"},
+         needs="cluster", expect="host name"),
+    Case("inv-host-name-twice", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n" + GOOD_HOST + GOOD_HOST},
+         needs="cluster", expect="twice"),
+    Case("inv-docker-http", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "docker: 'http://x'}\n"}, needs="cluster", expect="ssh://"),
+    Case("inv-slots-zero", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "slots: 0}\n"}, needs="cluster", expect="slots"),
+    Case("inv-ssh-port-zero", CPS,
+         {"h.yaml": "cluster: {name: c1, ssh_port: 0}\nhosts:\n" + GOOD_HOST},
+         needs="cluster", expect="ssh_port"),
+    Case("inv-env-key-bad", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "env: {'A=B': 1}}\n"}, needs="cluster", expect="A=B"),
+    Case("inv-mpi-openmpi", CPS,
+         {"h.yaml": "cluster: {name: c1, mpi: openmpi}\nhosts:\n" + GOOD_HOST},
+         needs="cluster", expect="mpich"),
+    Case("inv-workspace-relative", CPS,
+         {"h.yaml": "cluster: {name: c1, workspace: ws}\nhosts:\n" + GOOD_HOST},
+         needs="cluster", expect="absolute"),
+    Case("inv-address-bad", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "address: 'a b'}\n"}, needs="cluster", expect="address"),
+    Case("inv-cluster-name-upper", CPS,
+         {"h.yaml": "cluster: {name: Demo}\nhosts:\n" + GOOD_HOST}, needs="cluster",
+         expect="cluster name"),
+    Case("inv-cluster-name-list", CPS,
+         {"h.yaml": "cluster: {name: [a]}\nhosts:\n" + GOOD_HOST}, needs="cluster",
+         expect="cluster.name"),
+    Case("inv-yaml-syntax", CPS, {"h.yaml": "cluster: {name: c1\nhosts:\n"}, needs="cluster",
+         expect="YAML syntax"),
+    Case("inv-file-missing", ["cluster", "ps", "--hosts", "nope.yaml"], needs="cluster",
+         expect="nope.yaml"),
+]
+
 HAS_CLUSTER = importlib.util.find_spec("containerctl.cli_cluster") is not None
 
 
@@ -214,7 +464,7 @@ def _params():
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 150
     assert len({c.id for c in CASES}) == len(CASES)
 
 
@@ -292,6 +542,8 @@ def test_bad_input(case: Case, tmp_path, request, unique_name):
     assert lines[1].startswith("  fix: ") and len(lines[1]) > len("  fix: "), out
     if case.expect:
         assert fill(case.expect) in r.stderr, out
+    if case.absent:
+        assert fill(case.absent) not in r.stderr, out
     if engine is not None:
         assert _ours(engine, tok, unique_name) == [], out + "\n(something was created)"
     if case.unchanged:
