@@ -189,7 +189,9 @@ def test_import_runbook_outputs(home):
     rows = rec["metrics"]["collectives"]["allreduce"]["sweeps"][0]["rows"]
     assert len(rows) == 16 and rows[-1]["busbw"] == pytest.approx(47.333872)
     names = {c["name"]: c["ok"] for c in rec["checks"]}
-    assert names["allreduce bus factor"] is True and names["allreduce buffers"] is None
+    assert names["allreduce bus factor"] is True and names["allreduce sum buffers"] is None
+    buf = next(c for c in rec["checks"] if c["name"] == "allreduce sum buffers")
+    assert "prints no buffers" in buf["detail"]  # the runbook's copy has no -p 1 lines: skipped, not passed
     assert names["ref allreduce busbw 4G"] is True
     assert (store.run_dir(rid) / "logs" / "perf.log").read_text() == (RB / "c550_allreduce.txt").read_text()
 

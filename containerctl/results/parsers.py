@@ -63,13 +63,19 @@ class Check:
     name: str
     ok: bool | None
     detail: str = ""
+    compared: int | None = None  # how many (rank, size) buffers a buffer check held against an expectation
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+        d: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        if self.compared is not None:
+            d["compared"] = self.compared
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Check":
-        return cls(str(d.get("name", "")), d.get("ok"), str(d.get("detail", "") or ""))
+        c = d.get("compared")
+        return cls(str(d.get("name", "")), d.get("ok"), str(d.get("detail", "") or ""),
+                   int(c) if isinstance(c, int) and not isinstance(c, bool) else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,139 +130,449 @@ def parse_flagcx_perf(text: str) -> list[PerfSweep]:
     return sweeps
 
 
-@dataclass
-class BufferSample:
-    size: int | None
-    sendbuff: list[float]
-    recvbuff: list[float]
-    root: int | None = None
+# --------------------------------------------------------------------------------------------
+# -p 1 output: buffers and FlagCX's own verdict lines (the correctness oracle)
+# --------------------------------------------------------------------------------------------
+#
+# What the perf tests print with -p 1 changed across releases (read from the tags):
+#   FlagOpen ≤ v0.6 (the runbook's): allreduce rank 0 prints plain `sendbuff = ` / `recvbuff = `, every
+#     rank sending i%10; allgather/broadcast/alltoall the first and last rank print plain lines.
+#   v0.9 – v0.13: allreduce every rank prints `rank N sendbuff = `, `rank N recvbuff = `, optional
+#     `rank N wrong output at offset O, expected E, got G` and `rank N all-reduce correctness = 0|1`
+#     (`reduce`/`p2p` instead of `all-reduce` under FLAGCX_UNIRUNNER_USE_LOCRED/_RINGAG), input
+#     (i%10)·2^rank; reduce `proc N (root rank) sendbuff|recvbuff|correctness`, reducescatter
+#     `proc N sendbuff|recvbuff`, `rank N correctness = `, `rank N offset O wrong output V`.
+#   main after v0.13: nothing.
+# Lines of different ranks arrive in any order under mpirun (a real v0.13 allgather on 2×H200 printed
+# rank 1's lines three sizes late), so nothing here trusts the position of a line relative to another
+# rank's: a rank-labelled line is tied to a size by its index among that rank's lines of the same kind
+# (the k-th `rank 1 recvbuff` belongs to the k-th size); unlabelled lines of several ranks are only
+# ever used in size-independent ways (sets and counts).
 
-
-_BUF_RE = re.compile(r"(sendbuff|recvbuff)\s*=\s*((?:\s*" + _FLOAT + r")*)")
+_LBL = r"(?:\b(rank|proc)\s+(\d+)\s+(\(root rank\)\s+)?)?"
+_BUF_RE = re.compile(_LBL + r"(?<![\w])(sendbuff|recvbuff)\s*=\s*((?:\s*" + _FLOAT + r"(?![\w.]))*)")
+_VERDICT_RE = re.compile(_LBL + r"(?:(all-reduce|reduce|p2p)\s+)?correctness\s*=\s*(-?\d+)")
+_WRONG_RE = re.compile(r"(?:\brank\s+(\d+)\s+)?wrong output at offset\s+(\d+),\s*expected\s+(" + _FLOAT
+                       + r"),\s*got\s+(" + _FLOAT + r")")
+_WRONG_RS_RE = re.compile(r"\brank\s+(\d+)\s+offset\s+(\d+)\s+wrong output\s+(" + _FLOAT + r")")
 _ROOT_RE = re.compile(r"root rank is\s+(\d+)")
 
+NO_BUFFERS = "this FlagCX prints no buffers: correctness comes from the unittest stage"
 
-def parse_perf_buffers(text: str) -> list[BufferSample]:
-    """`-p 1` buffer dumps, paired and tied to sizes.
 
-    The ≤ v0.11 tests print `sendbuff` before the timed loop and `recvbuff` after the size line
-    (allreduce, allgather), or per root before the size line (broadcast/reduce with `-r -1`, after a
-    `root rank is R` line). A `sendbuff` opens a sample; a `recvbuff` closes the oldest open one
-    (or makes a receive-only sample); a size line gives its size to every sample opened since the
-    previous size line that has none yet.
-    """
-    samples: list[BufferSample] = []
-    open_: list[BufferSample] = []  # waiting for a recvbuff
-    unsized: list[BufferSample] = []  # waiting for a size
-    root: int | None = None
-    for line in _lines(text):
-        r = _ROOT_RE.search(line)
-        if r:
-            root = int(r.group(1))
-        for m in PERF_LINE_RE.finditer(line):
-            size = int(m.group(1))
-            for s in unsized:
-                s.size = size
-            unsized = []
-        for m in _BUF_RE.finditer(line):
-            values = [float(v) for v in m.group(2).split()]
-            if m.group(1) == "sendbuff":
-                s = BufferSample(None, values, [], root)
-                samples.append(s)
-                open_.append(s)
-                unsized.append(s)
-            else:
-                if open_:
-                    s = open_.pop(0)
-                    s.recvbuff = values
+@dataclass
+class BufLine:
+    """One printed `sendbuff = …` / `recvbuff = …`."""
+
+    kind: str  # "send" | "recv"
+    rank: int | None  # from `rank N` / `proc N`; None for a plain line
+    values: list[float]
+    seq: int  # index among this rank's lines of this kind (plain lines count together)
+    line: int  # 1-based line number
+    after_size: int | None  # the last `Comm size` line printed before it (position only)
+
+
+@dataclass
+class Verdict:
+    """One `… correctness = 0|1` line printed by FlagCX itself."""
+
+    rank: int | None
+    kind: str  # "all-reduce" | "reduce" | "p2p" | "root" (reduce) | "" (reducescatter)
+    ok: bool
+    seq: int
+    line: int
+    wrong: str | None = None  # the `wrong output …` line that went with it
+
+    def what(self) -> str:
+        k = {"root": "(root rank) ", "": ""}.get(self.kind, self.kind + " ")
+        return f"{k}correctness = {int(self.ok)}"
+
+
+@dataclass
+class PerfPrints:
+    """Everything a perf test printed about its data. Falsy when it printed nothing (≥ v0.14 or -p 0)."""
+
+    sizes: list[int] = field(default_factory=list)
+    lines: list[BufLine] = field(default_factory=list)
+    roots: list[tuple[int, int]] = field(default_factory=list)  # (root, line number)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines) + len(self.verdicts)
+
+    def size_of(self, seq: int) -> int | None:
+        return self.sizes[seq] if 0 <= seq < len(self.sizes) else None
+
+    def of(self, kind: str, labelled: bool | None = None) -> list[BufLine]:
+        return [l for l in self.lines if l.kind == kind and (labelled is None or (l.rank is not None) == labelled)]
+
+
+def _fmtv(v: float) -> str:
+    return f"{v:g}"
+
+
+def parse_perf_buffers(text: str) -> PerfPrints:
+    """The `-p 1` prints of one perf run: buffers, `root rank is` lines, FlagCX's verdict lines, and
+    the sizes in the order rank 0 printed them."""
+    out = PerfPrints()
+    seqs: dict[tuple[str, int | None], int] = {}
+    vseq: dict[int | None, int] = {}
+    pending: dict[int | None, list[str]] = {}
+    for no, line in enumerate(_lines(text), 1):
+        events: list[tuple[int, str, re.Match]] = []
+        for rx, tag in ((PERF_LINE_RE, "size"), (_BUF_RE, "buf"), (_VERDICT_RE, "verdict"), (_WRONG_RE, "wrong"),
+                        (_WRONG_RS_RE, "wrongrs"), (_ROOT_RE, "root")):
+            events += [(m.start(), tag, m) for m in rx.finditer(line)]
+        for _, tag, m in sorted(events, key=lambda e: e[0]):
+            if tag == "size":
+                out.sizes.append(int(m.group(1)))
+            elif tag == "root":
+                out.roots.append((int(m.group(1)), no))
+            elif tag == "buf":
+                values = [float(v) for v in m.group(5).split()]
+                if not values:
+                    continue
+                rank = int(m.group(2)) if m.group(2) is not None else None
+                kind = "send" if m.group(4) == "sendbuff" else "recv"
+                k = seqs.get((kind, rank), 0)
+                seqs[(kind, rank)] = k + 1
+                out.lines.append(BufLine(kind, rank, values, k, no, out.sizes[-1] if out.sizes else None))
+            elif tag in ("wrong", "wrongrs"):
+                rank = int(m.group(1)) if m.group(1) is not None else None
+                if tag == "wrong":
+                    msg = f"wrong output at offset {m.group(2)}, expected {_fmtv(float(m.group(3)))}, got {_fmtv(float(m.group(4)))}"
                 else:
-                    s = BufferSample(None, [], values, root)
-                    samples.append(s)
-                    unsized.append(s)
-    return samples
+                    msg = f"wrong output at offset {m.group(2)}: {_fmtv(float(m.group(3)))}"
+                pending.setdefault(rank, []).append(msg)
+            else:  # verdict
+                rank = int(m.group(2)) if m.group(2) is not None else None
+                kind = m.group(4) or ("root" if m.group(3) else "")
+                ok = int(m.group(5)) == 1
+                k = vseq.get(rank, 0)
+                vseq[rank] = k + 1
+                wrong = None
+                own = pending.pop(rank, [])
+                if not ok:
+                    if own:
+                        wrong = own[0]
+                    elif pending.get(None):
+                        wrong = pending[None].pop(0)
+                out.verdicts.append(Verdict(rank, kind, ok, k, no, wrong))
+    return out
 
 
 def _close(a: float, b: float, rel: float = 1e-5, abs_: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
 
 
-def _size_label(s: BufferSample) -> str:
-    return f"size {s.size}" if s.size is not None else "size ?"
+def _vec_fmt(vs: list[float], n: int = 4) -> str:
+    return "[" + ", ".join(_fmtv(v) for v in vs[:n]) + (", …" if len(vs) > n else "") + "]"
 
 
-def _compare_samples(
-    name: str,
-    samples: list[BufferSample],
-    expect,  # (sample) -> list[float] | None | str (reason it cannot be checked)
-    what: str,
-) -> Check:
-    checked = 0
-    bad: list[str] = []
-    for s in samples:
-        if not s.recvbuff:
+def _first_mismatch(got: list[float], want: list[float], abs_: float = 1e-6) -> str | None:
+    if len(got) < len(want):
+        return f"{len(got)} values printed, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        if not _close(g, w, abs_=abs_):
+            return f"recvbuff[{i}] = {_fmtv(g)}, expected {_fmtv(w)}"
+    return None
+
+
+def _size_txt(size: int | None, seq: int) -> str:
+    return f"size {size}" if size is not None else f"size #{seq + 1} (no 'Comm size' line for it)"
+
+
+def _who(rank: int | None) -> str:
+    return f"rank {rank}" if rank is not None else "a rank (the line names none)"
+
+
+def _plain_where(l: BufLine) -> str:
+    where = f"after the {l.after_size}-byte result line" if l.after_size is not None else "before any result line"
+    return f"recvbuff on line {l.line} ({where}; the line names no rank)"
+
+
+@dataclass
+class _Derived:
+    ok: bool | None
+    detail: str
+    compared: int = 0
+    fails: list[str] = field(default_factory=list)
+
+
+_OPS = {
+    "sum": (lambda col: math.fsum(col), lambda v, n: v * n),
+    "prod": (lambda col: math.prod(col), lambda v, n: v ** n),
+    "min": (min, lambda v, n: v),
+    "max": (max, lambda v, n: v),
+    "avg": (lambda col: math.fsum(col) / len(col), lambda v, n: v),
+}
+
+
+def _derive_allreduce(p: PerfPrints, nranks: int | None, op: str) -> _Derived:
+    if op not in _OPS:
+        raise UsageError(f"unknown reduction op {op!r}", hint="one of: " + ", ".join(_OPS))
+    modes = sorted({v.kind for v in p.verdicts if v.kind in ("reduce", "p2p")})
+    if modes:
+        return _Derived(None, f"FlagCX ran allreduce in its {'/'.join(modes)} mode (FLAGCX_UNIRUNNER_USE_LOCRED or "
+                              "_RINGAG), whose output is not the allreduce of the inputs: no expectation derived")
+    combine, repeat = _OPS[op]
+    sends = p.of("send", True)
+    recvs = p.of("recv", True)
+    if sends or recvs:
+        n = nranks
+        note = ""
+        if n is None:
+            n = len({l.rank for l in sends})
+            note = f" (rank count not given: assumed the {n} ranks that printed)"
+        by_send: dict[int, dict[int, list[float]]] = {}
+        for l in sends:
+            by_send.setdefault(l.seq, {})[l.rank] = l.values
+        by_recv: dict[int, dict[int, BufLine]] = {}
+        for l in recvs:
+            by_recv.setdefault(l.seq, {})[l.rank] = l
+        d = _Derived(None, "")
+        skipped: list[str] = []
+        sizes_ok = 0
+        for seq in sorted(set(by_send) | set(by_recv)):
+            size = p.size_of(seq)
+            s = by_send.get(seq, {})
+            if set(s) != set(range(n)):
+                skipped.append(f"{_size_txt(size, seq)}: sendbuff printed by rank(s) {sorted(s)} of {n}")
+                continue
+            width = min(len(v) for v in s.values())
+            want = [combine([s[r][i] for r in range(n)]) for i in range(width)]
+            got = by_recv.get(seq, {})
+            missing = sorted(set(range(n)) - set(got))
+            if missing:
+                skipped.append(f"{_size_txt(size, seq)}: no recvbuff from rank(s) {missing}")
+            for r in sorted(got):
+                d.compared += 1
+                bad = _first_mismatch(got[r].values, want, abs_=1e-6 * (n + 1))
+                if bad:
+                    d.fails.append(f"rank {r}, {_size_txt(size, seq)}: {bad} ({op} over the {n} ranks' sendbuffs)")
+            if not missing:
+                sizes_ok += 1
+        if d.fails:
+            d.ok = False
+        elif skipped:
+            d.detail = (f"not every rank printed its buffers, so the expectation ({op} over all ranks' sendbuffs) "
+                        f"cannot be derived: " + "; ".join(skipped[:3]) + (f" (+{len(skipped) - 3} more)" if len(skipped) > 3 else "")
+                        + note)
+        else:
+            d.ok = True
+            d.detail = (f"recvbuff of every rank = element-wise {op} of the {n} ranks' printed sendbuffs at all "
+                        f"{sizes_ok} sizes{note}")
+        return d
+    # plain lines: FlagOpen ≤ v0.6 prints only rank 0's buffers, every rank sending the same i%10
+    psend, precv = p.of("send", False), p.of("recv", False)
+    if not psend and not precv:
+        return _Derived(None, NO_BUFFERS)
+    if nranks is None:
+        return _Derived(None, "only rank 0 printed its buffers (sendbuff/recvbuff without a rank): the expectation "
+                              "needs the number of ranks, which was not given")
+    n = nranks
+    by_send = {l.seq: l.values for l in psend}
+    d = _Derived(None, "")
+    unpaired = 0
+    for l in precv:
+        s = by_send.get(l.seq)
+        if s is None:
+            unpaired += 1
             continue
-        exp = expect(s)
-        if exp is None or isinstance(exp, str):
-            continue
-        checked += 1
-        if len(s.recvbuff) < len(exp):
-            bad.append(f"{_size_label(s)}: {len(s.recvbuff)} recvbuff values, expected {len(exp)}")
-            continue
-        for i, (got, want) in enumerate(zip(s.recvbuff, exp)):
-            if not _close(got, want):
-                bad.append(f"{_size_label(s)}: recvbuff[{i}] = {got:g}, expected {want:g}")
+        d.compared += 1
+        bad = _first_mismatch(l.values, [repeat(v, n) for v in s], abs_=1e-6 * (n + 1))
+        if bad:
+            d.fails.append(f"rank 0, {_size_txt(p.size_of(l.seq), l.seq)}: {bad}")
+    what = {"sum": f"sendbuff × {n}", "prod": f"sendbuff ^ {n}"}.get(op, "sendbuff")
+    assumption = (f"equal inputs on all {n} ranks assumed: only rank 0 printed its buffers (no rank in the lines, "
+                  f"as FlagCX ≤ v0.6 prints them)")
+    if d.fails:
+        d.ok = False
+        d.detail = assumption
+    elif not d.compared:
+        d.detail = "recvbuff lines without a matching sendbuff line: nothing to compare"
+    else:
+        d.ok = True
+        d.detail = f"rank 0's recvbuff = {what} at {d.compared} sizes ({assumption})"
+    return d
+
+
+def _value_rank_ids(lines: list[BufLine], nranks: int | None, whole: bool) -> dict[int, list[float]] | None:
+    """For unlabelled sendbuff lines: FlagCX's allgather/broadcast tests fill a rank's buffer with its
+    rank id (`hello[i] = proc`). When every printed line is consistent with that (constant, an integer
+    rank id below nranks), the value names the rank; otherwise None."""
+    if nranks is None or not lines:
+        return None
+    ids: dict[int, list[float]] = {}
+    for l in lines:
+        vals = l.values if whole else l.values[:1]
+        v = vals[0]
+        if any(x != v for x in vals) or v != int(v) or not 0 <= int(v) < nranks:
+            return None
+        ids.setdefault(int(v), vals)
+    return ids
+
+
+def _derive_allgather(p: PerfPrints, nranks: int | None) -> _Derived:
+    sends, recvs = p.of("send"), p.of("recv")
+    if not sends and not recvs:
+        return _Derived(None, NO_BUFFERS)
+    if nranks is None:
+        return _Derived(None, "the number of ranks was not given: the printed chunk heads cannot be checked")
+    n = nranks
+    if not recvs:
+        return _Derived(None, "no recvbuff lines")
+    if any(len(l.values) != n for l in recvs):
+        l = next(l for l in recvs if len(l.values) != n)
+        return _Derived(None, f"recvbuff lines print {len(l.values)} values, not the {n} chunk heads FlagCX's "
+                              f"test_allgather prints (one per rank): layout unknown, not checked")
+    d = _Derived(None, "")
+    labelled = [l for l in sends if l.rank is not None]
+    if labelled and all(l.rank is not None for l in sends + recvs):
+        # every line names its rank: chunk i of every rank's recvbuff = rank i's sendbuff, per size
+        data: dict[int, dict[int, float]] = {}
+        for l in labelled:
+            data.setdefault(l.seq, {})[l.rank] = l.values[0]
+        partial = 0
+        for l in recvs:
+            known = data.get(l.seq, {})
+            if len(known) < n:
+                partial += 1
+            d.compared += 1
+            for i in sorted(known):
+                if not _close(l.values[i], known[i]):
+                    d.fails.append(f"rank {l.rank}, {_size_txt(p.size_of(l.seq), l.seq)}: chunk {i} starts with "
+                                   f"{_fmtv(l.values[i])}, expected {_fmtv(known[i])} (rank {i}'s sendbuff)")
+                    break
+        d.ok = False if d.fails else (None if partial else True)
+        d.detail = (f"chunk i of every recvbuff = rank i's printed sendbuff ({d.compared} (rank, size) recvbuffs)"
+                    if not partial else f"{partial} recvbuffs at sizes where not every rank printed its sendbuff")
+        return d
+    # unlabelled (every FlagCX release that prints them): the first and the last rank print; a line does
+    # not say which rank or (reliably) which size it belongs to, so only size-independent facts are used.
+    firsts = sorted({l.values[0] for l in sends})
+    printers = 1 if n == 1 else 2
+    if len(firsts) > printers:
+        return _Derived(None, f"{len(firsts)} different sendbuff values from at most {printers} printing ranks: the "
+                              "values change from size to size and the lines name no rank, so no line can be tied to "
+                              "a size: not checked")
+    ids = _value_rank_ids(sends, n, whole=False)
+    d.compared = len(recvs)
+    if ids is not None and (n == 1 or len(ids) == printers):
+        pos = sorted(ids)
+        for l in recvs:
+            for i in pos:
+                if not _close(l.values[i], ids[i][0]):
+                    d.fails.append(f"{_plain_where(l)}: chunk {i} starts with {_fmtv(l.values[i])}, expected "
+                                   f"{_fmtv(ids[i][0])} (rank {i}'s sendbuff)")
+                    break
+        if not d.fails and len(firsts) == 1:
+            d.detail = (f"every printing rank sent the same value ({_fmtv(firsts[0])}): an allgather that moved nothing "
+                        f"would print the same, so {d.compared} matching recvbuffs prove nothing")
+            return d
+        d.ok = False if d.fails else True
+        d.detail = (f"{d.compared} recvbuffs: the chunks of ranks {pos} hold those ranks' sendbuffs (the sendbuff lines "
+                    f"name no rank; each holds its rank's id, as FlagCX's test_allgather fills it)"
+                    + ("" if len(pos) == n else f"; the chunks of the {n - len(pos)} ranks that print nothing are not checked"))
+        return d
+    if len(firsts) == 2 and n >= 2:
+        for l in recvs:
+            if sorted([l.values[0], l.values[n - 1]]) != firsts:
+                d.fails.append(f"{_plain_where(l)}: first/last chunk heads {_fmtv(l.values[0])}, {_fmtv(l.values[n - 1])}; "
+                               f"expected the two printed sendbuffs {_fmtv(firsts[0])} and {_fmtv(firsts[1])}")
+        d.ok = False if d.fails else True
+        d.detail = (f"{d.compared} recvbuffs: first and last chunks hold the first and last ranks' printed sendbuffs "
+                    "(the lines name no rank, so which of the two is whose is not checked)")
+        return d
+    v = firsts[0]
+    for l in recvs:
+        idx = [0, n - 1]
+        if any(not _close(l.values[i], v) for i in idx):
+            d.fails.append(f"{_plain_where(l)}: chunk heads {_vec_fmt(l.values)}, expected {_fmtv(v)} (every printed sendbuff)")
+    if d.fails:
+        d.ok = False
+        d.detail = "every printed sendbuff holds the same value"
+    else:
+        d.detail = (f"every printing rank sent the same value ({_fmtv(v)}): an allgather that moved nothing would "
+                    f"print the same, so {d.compared} matching recvbuffs prove nothing")
+    return d
+
+
+def _derive_broadcast(p: PerfPrints, nranks: int | None) -> _Derived:
+    sends, recvs = p.of("send"), p.of("recv")
+    if not sends and not recvs:
+        return _Derived(None, NO_BUFFERS)
+    if not p.roots:
+        return _Derived(None, "no 'root rank is R' lines: which rank broadcast is unknown")
+    rc: dict[int, int] = {}
+    for r, _ in p.roots:
+        rc[r] = rc.get(r, 0) + 1
+    # the data each root sent
+    data: dict[int, list[float]] = {}
+    note = ""
+    if sends and all(l.rank is not None for l in sends):
+        per: dict[int, set[tuple[float, ...]]] = {}
+        for l in sends:
+            per.setdefault(l.rank, set()).add(tuple(l.values))
+        data = {r: list(next(iter(v))) for r, v in per.items() if len(v) == 1}
+    else:
+        ids = _value_rank_ids(sends, nranks, whole=True)
+        if ids is not None:
+            data = ids
+            note = (" (the sendbuff lines name no rank; each is constant and equal to a rank id, as FlagCX's "
+                    "test_broadcast fills it)")
+    known = sorted(r for r in rc if r in data)
+    unknown = sorted(r for r in rc if r not in data)
+    if not known:
+        return _Derived(None, f"the data of root(s) {sorted(rc)} cannot be told from the printed lines (they name no "
+                              "rank and their values do not identify one): not checked")
+    d = _Derived(None, "")
+    distinct: dict[tuple[float, ...], list[int]] = {}
+    for r in known:
+        distinct.setdefault(tuple(data[r]), []).append(r)
+    got = {k: 0 for k in distinct}
+    stray: list[BufLine] = []
+    for l in recvs:
+        for k in distinct:
+            w = min(len(k), len(l.values))
+            if w and all(_close(l.values[i], k[i]) for i in range(w)):
+                got[k] += 1
                 break
-    if not checked:
-        return Check(name, None, "no sendbuff/recvbuff pairs to check (run the test with -p 1)")
-    if bad:
-        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
-        return Check(name, False, f"{len(bad)}/{checked} buffers wrong: " + "; ".join(bad[:3]) + more)
-    return Check(name, True, f"{checked} buffers checked: {what}")
-
-
-def check_allreduce_sum(samples: list[BufferSample], nranks: int) -> Check:
-    """Allreduce sum: every rank sends i%10, so rank 0 must receive sendbuff × nranks."""
-    if nranks < 1:
-        raise UsageError(f"nranks must be ≥ 1, got {nranks}")
-
-    def expect(s: BufferSample):
-        if not s.sendbuff:
-            return "no sendbuff"
-        return [v * nranks for v in s.sendbuff]
-
-    return _compare_samples("allreduce sum buffers", samples, expect, f"recvbuff = sendbuff × {nranks}")
-
-
-def _check_allgather(samples: list[BufferSample], nranks: int) -> Check:
-    # ≤ v0.11 test_allgather: rank r puts r in the first element of its chunk; rank 0 prints the
-    # first element of each of the nranks chunks of recvbuff → 0, 1, …, nranks-1.
-    return _compare_samples(
-        "allgather buffers",
-        samples,
-        lambda s: [float(r) for r in range(nranks)],
-        f"recvbuff chunk heads = 0..{nranks - 1}",
-    )
-
-
-def _check_broadcast(samples: list[BufferSample], nranks: int) -> Check:
-    # Two generations of test_broadcast exist: one fills every rank's buffer with i%10 (then rank 0
-    # must receive what it printed as sendbuff), one fills it with the rank id (then sendbuff is
-    # constant and rank 0 must receive the root's id).
-    def expect(s: BufferSample):
-        if not s.sendbuff:
-            return "no sendbuff"
-        if len(set(s.sendbuff)) == 1 and len(s.sendbuff) > 1:
-            if s.root is None:
-                return "constant sendbuff but no 'root rank is' line"
-            return [float(s.root)] * len(s.recvbuff or s.sendbuff)
-        return list(s.sendbuff)
-
-    return _compare_samples("broadcast buffers", samples, expect, "recvbuff = root's data")
+        else:
+            stray.append(l)
+    d.compared = len(recvs)
+    allowed_stray = sum(rc[u] for u in unknown)
+    if len(stray) > allowed_stray:
+        l = stray[0]
+        who = f"rank {l.rank}" if l.rank is not None else "its rank not named"
+        d.fails.append(f"recvbuff on line {l.line} ({who}, after the {l.after_size}-byte result line) = "
+                       f"{_vec_fmt(l.values)}: no root sent that (roots' data: "
+                       + ", ".join(f"root {r} {_vec_fmt(data[r])}" for r in known) + ")")
+    for k, roots in distinct.items():
+        want = sum(rc[r] for r in roots)
+        if got[k] != want:
+            d.fails.append(f"root(s) {roots}' data {_vec_fmt(list(k))} was received {got[k]} times, expected {want} "
+                           f"(one recvbuff per printing rank per size and root; a broadcast that moves nothing "
+                           f"leaves the previous data)")
+    all_same = len({tuple(l.values) for l in sends}) == 1
+    if d.fails:
+        d.ok = False
+        d.detail = note.strip()
+    elif all_same:
+        d.detail = (f"every rank's printed data is the same {_vec_fmt(sends[0].values)}: a broadcast that moved nothing "
+                    f"would print the same, so {d.compared} matching recvbuffs prove nothing")
+    elif unknown:
+        d.detail = (f"{d.compared} recvbuffs: roots {known} delivered their data; the data of roots {unknown} is not "
+                    f"printed, so their results are not checked{note}")
+    else:
+        d.ok = True
+        d.detail = f"{d.compared} recvbuffs: every root's data ({', '.join(f'root {r}' for r in known)}) reached every printing rank at every size{note}"
+    return d
 
 
 _NO_CHECK_WHY = {
-    "reduce": "only the root receives the result and rank 0 prints its own buffer",
-    "reducescatter": "rank 0 prints only its own shard; the expectation depends on the test version",
+    "reduce": "only the root prints, and the inputs of the other ranks are not printed",
+    "reducescatter": "each rank prints only its own slice of its input; the expectation depends on the test version",
     "alltoall": "the printed slice does not identify the sender",
     "alltoallv": "the printed slice does not identify the sender",
     "gather": "only the root receives, and the printed buffer depends on the root",
@@ -265,19 +581,52 @@ _NO_CHECK_WHY = {
 }
 
 
-def check_collective(coll: str, samples: list[BufferSample], nranks: int) -> Check:
-    """Buffer check for a collective: a real verdict for allreduce (sum), allgather and broadcast;
-    `ok=None` ("no check for <coll>") for the others, where the printed slice does not determine the
-    expected values."""
+def check_collective(coll: str, prints: "PerfPrints | str", nranks: int | None, *, op: str = "sum") -> Check:
+    """The correctness verdict of one perf run from what it printed (`parse_perf_buffers`, or the raw text).
+
+    False when FlagCX printed `correctness = 0` anywhere, or when a printed recvbuff differs from the
+    expectation derived from the printed sendbuffs of all ranks (allreduce: element-wise `op`; allgather:
+    chunk i = rank i's data; broadcast: each root's data reaches every printing rank); True only when
+    that derived check covered the run; None (skipped, with the reason) otherwise — including when
+    nothing was printed. `compared` counts the (rank, size) recvbuffs held against an expectation.
+    """
     c = normalize_coll(coll)
+    if nranks is not None and nranks < 1:
+        raise UsageError(f"nranks must be ≥ 1, got {nranks}")
+    p = prints if isinstance(prints, PerfPrints) else parse_perf_buffers(prints)
+    name = f"{c} {op} buffers" if c == "allreduce" else f"{c} buffers"
     if c == "allreduce":
-        return check_allreduce_sum(samples, nranks)
-    if c == "allgather":
-        return _check_allgather(samples, nranks)
-    if c == "broadcast":
-        return _check_broadcast(samples, nranks)
-    why = _NO_CHECK_WHY.get(c, "no expectation is known")
-    return Check(f"{c} buffers", None, f"no check for {c}: {why}")
+        d = _derive_allreduce(p, nranks, op)
+    elif c == "allgather":
+        d = _derive_allgather(p, nranks)
+    elif c == "broadcast":
+        d = _derive_broadcast(p, nranks)
+    else:
+        d = _Derived(None, f"no check for {c}: {_NO_CHECK_WHY.get(c, 'no expectation is known')}")
+    vfails = [f"{_who(v.rank)}, {_size_txt(p.size_of(v.seq), v.seq)}: {v.what()}" + (f" ({v.wrong})" if v.wrong else "")
+              for v in p.verdicts if not v.ok]
+    vnote = ""
+    if p.verdicts:
+        vranks = sorted({v.rank for v in p.verdicts if v.rank is not None})
+        vnote = f"FlagCX's own verdicts: {len(p.verdicts) - len(vfails)}/{len(p.verdicts)} lines say correct (ranks {vranks})"
+    fails = vfails + d.fails
+    if fails:
+        more = f" (+{len(fails) - 3} more)" if len(fails) > 3 else ""
+        detail = f"{len(fails)} wrong: " + "; ".join(fails[:3]) + more
+        extra = "; ".join(x for x in (d.detail, vnote) if x and x != NO_BUFFERS)
+        if d.compared:
+            extra = f"{d.compared} (rank, size) recvbuffs compared" + ("; " + extra if extra else "")
+        return Check(name, False, detail + (f" [{extra}]" if extra else ""), compared=d.compared)
+    if not p and not d.detail.startswith("no check for"):
+        return Check(name, None, NO_BUFFERS, compared=0)
+    if d.ok is True:
+        return Check(name, True, d.detail + (f"; {vnote}" if vnote else ""), compared=d.compared)
+    reason = d.detail
+    if p.verdicts and d.detail.startswith("no check for"):
+        reason = f"{d.detail}; {vnote}, but the printed data gives no expectation of ours"
+    elif vnote:
+        reason = f"{d.detail}; {vnote}"
+    return Check(name, None, reason, compared=d.compared)
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,16 +830,18 @@ class TorchAfter:
     tensor: str  # x | y
     values: list[float]
     group: str | None = None
+    round: int = 0  # which run of example.py's allreduce test (a log may hold several)
 
 
 @dataclass
 class TorchExample:
-    before: dict[int, dict[str, list[float]]] = field(default_factory=dict)  # rank -> {"x": [...], "y": [...]}
+    before: dict[int, dict[str, list[float]]] = field(default_factory=dict)  # rank -> {"x": [...], "y": [...]} (run 1)
     after: list[TorchAfter] = field(default_factory=list)
+    rounds: list[dict[int, dict[str, list[float]]]] = field(default_factory=list)  # before-values of every run
 
     @property
     def ranks(self) -> list[int]:
-        return sorted(set(self.before) | {a.rank for a in self.after})
+        return sorted({r for rd in self.rounds for r in rd} | set(self.before) | {a.rank for a in self.after})
 
     @property
     def nranks(self) -> int:
@@ -498,6 +849,8 @@ class TorchExample:
 
 
 _TENSOR = r"tensor\(\[([^\]]*)\]"
+# a tensor's repr may end with `, device='cuda:0')`; lines of two ranks may share one output line
+# (v0.13.0 on 2×H200: `…device='cuda:0')rank 1 before allreduce: …`), so every pattern stops at `)`.
 _BEFORE_RE = re.compile(r"rank\s+(\d+)\s+before allreduce:\s*((?:\w+\s*=\s*" + _TENSOR + r"[^)]*\)\s*,?\s*)+)")
 _ASSIGN_RE = re.compile(r"(\w+)\s*=\s*" + _TENSOR)
 _AFTER_RE = re.compile(
@@ -511,14 +864,27 @@ def _values(s: str) -> list[float]:
 
 def parse_torch_example(text: str) -> TorchExample:
     """`rank R before allreduce: x = tensor([...]), y = tensor([...])` and
-    `rank R after allreduce min|max|sum with GROUP: x = tensor([...])` lines (tensors may wrap)."""
+    `rank R after allreduce min|max|sum with GROUP: x = tensor([...])` lines (tensors may wrap; other
+    example.py lines — broadcast, reduce, all_reduce_coalesced … of v0.13 `-o all` — are ignored). A
+    rank's k-th `before allreduce` line opens its k-th run; its `after` lines belong to that run."""
     joined = "\n".join(_lines(text))
     res = TorchExample()
-    for m in _BEFORE_RE.finditer(joined):
+    events = [(m.start(), "b", m) for m in _BEFORE_RE.finditer(joined)] + \
+             [(m.start(), "a", m) for m in _AFTER_RE.finditer(joined)]
+    count: dict[int, int] = {}
+    for _, kind, m in sorted(events, key=lambda e: e[0]):
         rank = int(m.group(1))
-        res.before[rank] = {a.group(1): _values(a.group(2)) for a in _ASSIGN_RE.finditer(m.group(2))}
-    for m in _AFTER_RE.finditer(joined):
-        res.after.append(TorchAfter(int(m.group(1)), m.group(2), m.group(4), _values(m.group(5)), m.group(3)))
+        if kind == "b":
+            k = count.get(rank, 0)
+            count[rank] = k + 1
+            while len(res.rounds) <= k:
+                res.rounds.append({})
+            res.rounds[k][rank] = {a.group(1): _values(a.group(2)) for a in _ASSIGN_RE.finditer(m.group(2))}
+        else:
+            k = max(count.get(rank, 0) - 1, 0)
+            res.after.append(TorchAfter(rank, m.group(2), m.group(4), _values(m.group(5)), m.group(3), k))
+    if res.rounds:
+        res.before = res.rounds[0]
     return res
 
 
@@ -526,80 +892,78 @@ def _fmt(vs: Iterable[float]) -> str:
     return "[" + ", ".join(f"{v:.4f}" for v in vs) + "]"
 
 
-def check_torch_example(parsed: TorchExample, tol: float = 1e-3) -> list[Check]:
-    """Verify example.py's allreduce: min of x, max of y, then sum of the (already min-reduced) x.
+def check_torch_example(parsed: TorchExample, nranks: int | None = None, tol: float = 1e-3) -> list[Check]:
+    """Verify example.py's allreduce on `nranks` ranks (the CONFIGURED count: a log of fewer ranks
+    fails): min of x, max of y, then sum of the (already min-reduced) x, on every rank, every run.
 
     example.py reduces x with MIN and then reduces the same x with SUM, so the sum step must give
     nranks × (elementwise min of the before-x values) — not the sum of the before-x values. Values
     are printed with 4 decimals: we allow `tol` absolute (plus the rounding carried by the sum).
+    Without `nranks` the ranks that printed are taken as the whole job (said in the detail).
     """
+    if nranks is not None and nranks < 1:
+        raise UsageError(f"nranks must be ≥ 1, got {nranks}")
+    if not parsed.rounds and not parsed.after:
+        return [Check("torch allreduce output", False, "example.py printed no result lines")]
+    n = nranks if nranks is not None else max(parsed.ranks) + 1
+    assumed = "" if nranks is not None else f" (rank count not given: {n} assumed from the output)"
+    rounds = parsed.rounds or [{}]
     checks: list[Check] = []
-    if not parsed.before or not parsed.after:
-        return [
-            Check(
-                "torch allreduce output",
-                False,
-                "no 'rank N before/after allreduce' lines: example.py printed nothing "
-                "(it silently skips every test when no device is visible)",
-            )
-        ]
-    ranks = parsed.ranks
-    n = len(ranks)
-    missing = [r for r in range(max(ranks) + 1) if r not in parsed.before]
-    checks.append(
-        Check(
-            "torch allreduce ranks",
-            not missing,
-            f"ranks {ranks} printed their inputs" if not missing else f"no 'before' line from rank(s) {missing}",
-        )
-    )
-    xs = [parsed.before[r].get("x") for r in sorted(parsed.before)]
-    ys = [parsed.before[r].get("y") for r in sorted(parsed.before)]
-    exp: dict[str, list[float] | None] = {"min": None, "max": None, "sum": None}
-    if all(xs) and len({len(v) for v in xs}) == 1:
-        exp["min"] = [min(col) for col in zip(*xs)]
-    if all(ys) and len({len(v) for v in ys}) == 1:
-        exp["max"] = [max(col) for col in zip(*ys)]
-    if exp["min"] is not None:
-        exp["sum"] = [v * n for v in exp["min"]]
-    tols = {"min": tol, "max": tol, "sum": tol + n * 0.5e-4}
-    what = {"min": "elementwise min of before-x", "max": "elementwise max of before-y",
-            "sum": f"{n} × min(x): example.py sums the min-reduced x"}
-    by_op: dict[str, list[TorchAfter]] = {}
-    for a in parsed.after:
-        by_op.setdefault(a.op, []).append(a)
-    for op in ("min", "max", "sum"):
-        name = f"torch allreduce {op}"
-        got = by_op.get(op, [])
-        if not got:
-            checks.append(Check(name, False, f"no 'after allreduce {op}' line"))
-            continue
-        want = exp[op]
-        if want is None:
-            checks.append(Check(name, None, "before-values missing or of different lengths; cannot derive expectation"))
-            continue
-        bad = [a for a in got if len(a.values) != len(want) or any(abs(g - w) > tols[op] for g, w in zip(a.values, want))]
-        seen = sorted(a.rank for a in got)
-        if bad:
-            a = bad[0]
-            checks.append(Check(name, False, f"rank {a.rank} got {_fmt(a.values)}, expected {_fmt(want)} ({what[op]})"))
-        elif set(seen) != set(range(n)):
-            checks.append(Check(name, False, f"only rank(s) {seen} printed the {op} result, expected {n} ranks"))
+    for k, before in enumerate(rounds):
+        sfx = f" (run {k + 1})" if len(rounds) > 1 else ""
+        missing = [r for r in range(n) if r not in before]
+        extra = sorted(r for r in before if r >= n)
+        if missing or extra:
+            why = (f"{n} ranks configured, but no 'before allreduce' line from rank(s) {missing}" if missing
+                   else f"{n} ranks configured, but rank(s) {extra} printed too")
+            checks.append(Check(f"torch allreduce ranks{sfx}", False, why))
         else:
-            checks.append(Check(name, True, f"{_fmt(want)} on all {n} ranks ({what[op]})"))
-    # every rank must print the same after-values for each op
-    incons = []
-    for op, items in by_op.items():
-        vals = {tuple(a.values) for a in items}
-        if len(vals) > 1:
-            incons.append(op)
-    checks.append(
-        Check(
-            "torch allreduce ranks agree",
-            not incons,
-            "every rank printed the same results" if not incons else f"ranks disagree on: {', '.join(sorted(incons))}",
+            checks.append(Check(f"torch allreduce ranks{sfx}", True, f"all {n} configured ranks printed their inputs{assumed}"))
+        full = not missing
+        xs = [before[r].get("x") for r in range(n) if r in before]
+        ys = [before[r].get("y") for r in range(n) if r in before]
+        exp: dict[str, list[float] | None] = {"min": None, "max": None, "sum": None}
+        if full and xs and all(xs) and len({len(v) for v in xs}) == 1:
+            exp["min"] = [min(col) for col in zip(*xs)]
+            exp["sum"] = [v * n for v in exp["min"]]
+        if full and ys and all(ys) and len({len(v) for v in ys}) == 1:
+            exp["max"] = [max(col) for col in zip(*ys)]
+        tols = {"min": tol, "max": tol, "sum": tol + n * 0.5e-4}
+        what = {"min": "elementwise min of before-x", "max": "elementwise max of before-y",
+                "sum": f"{n} × min(x): example.py sums the min-reduced x"}
+        by_op: dict[str, list[TorchAfter]] = {}
+        for a in parsed.after:
+            if a.round == k:
+                by_op.setdefault(a.op, []).append(a)
+        for op in ("min", "max", "sum"):
+            name = f"torch allreduce {op}{sfx}"
+            got = by_op.get(op, [])
+            if not got:
+                checks.append(Check(name, False, f"no 'after allreduce {op}' line"))
+                continue
+            want = exp[op]
+            if want is None:
+                checks.append(Check(name, None if full else False,
+                                    "before-values missing or of different lengths; cannot derive expectation" if full
+                                    else f"inputs of rank(s) {missing} not printed: the {n}-rank result cannot be derived"))
+                continue
+            bad = [a for a in got if len(a.values) != len(want) or any(abs(g - w) > tols[op] for g, w in zip(a.values, want))]
+            seen = sorted({a.rank for a in got})
+            if bad:
+                a = bad[0]
+                checks.append(Check(name, False, f"rank {a.rank} got {_fmt(a.values)}, expected {_fmt(want)} ({what[op]})"))
+            elif seen != list(range(n)):
+                checks.append(Check(name, False, f"only rank(s) {seen} printed the {op} result, expected {n} ranks"))
+            else:
+                checks.append(Check(name, True, f"{_fmt(want)} on all {n} ranks ({what[op]})"))
+        incons = sorted(op for op, items in by_op.items() if len({tuple(a.values) for a in items}) > 1)
+        checks.append(
+            Check(
+                f"torch allreduce ranks agree{sfx}",
+                not incons,
+                "every rank printed the same results" if not incons else f"ranks disagree on: {', '.join(incons)}",
+            )
         )
-    )
     return checks
 
 

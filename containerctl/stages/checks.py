@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from ..errors import ContainerctlError
 from ..results import parsers as P
 
 ParseFn = Callable[[str, dict], tuple[dict, list[dict], dict]]
@@ -61,6 +62,7 @@ def parse_build(text: str, ctx: dict):
 
 
 _MARK = re.compile(r"^=== containerctl coll=(\w+)(?: nranks=(\d+))?(?: missing=(\S+))? ===$", re.M)
+_END = re.compile(r"^=== containerctl end coll=(\w+) rc=(\d+) ===$", re.M)
 
 
 def split_colls(text: str) -> dict[str, str]:
@@ -80,7 +82,25 @@ def parse_perf(text: str, ctx: dict):
     nranks = int(ctx.get("nranks") or 2)
     colls: dict[str, dict] = {}
     checks: list[dict] = []
+    fxi = ctx.get("flagcx")
+    evidence = fxi.buffer_evidence(ctx.get("print_buffer", True)) if fxi is not None else "unknown"
+    ends = {m.group(1): int(m.group(2)) for m in _END.finditer(text)}
+    missing = {m.group(1): m.group(3) for m in _MARK.finditer(text) if m.group(3)}
     for coll, chunk in split_colls(text).items():
+        chunk = _END.sub("", chunk)
+        rc = ends.get(coll)
+        if coll in missing:
+            checks.append({"name": f"{coll} built", "ok": False,
+                           "detail": f"{missing[coll]} was not built (see the make output in "
+                                     "the log)"})
+            continue
+        if rc is None:
+            checks.append({"name": f"{coll} ran", "ok": False,
+                           "detail": "the run was cut: no end marker (killed, timed out or the "
+                                     "container stopped)"})
+        elif rc != 0:
+            checks.append({"name": f"{coll} ran", "ok": False,
+                           "detail": f"the launcher exited {rc}"})
         m = perf_metrics_from_text(chunk, coll, nranks)
         part = m["collectives"].get(coll) or next(iter(m["collectives"].values()), None)
         rows = sum(len(s["rows"]) for s in (part or {}).get("sweeps", []))
@@ -90,15 +110,23 @@ def parse_perf(text: str, ctx: dict):
             continue
         colls[coll] = part
         checks.append({"name": f"{coll} output", "ok": True, "detail": f"{rows} sizes measured"})
-        c = P.check_collective(coll, P.parse_perf_buffers(chunk), nranks)
-        checks.append(c.to_dict())
+        if evidence == "none":
+            why = ("this FlagCX prints no buffers or verdict (-p 1 prints nothing): correctness "
+                   "comes from the unittest stage" if ctx.get("print_buffer", True) else
+                   "perf ran with -p 0: no buffers to check")
+            checks.append({"name": f"{coll} correctness", "ok": None, "detail": why})
+            continue
+        for c in _oracle(coll, chunk, nranks):
+            checks.append(c)
     metrics = {"collectives": colls}
     refs = ctx.get("references")
     platform = ctx.get("platform_key")
     try:
         ref_table = R.load_references(platform, refs or None)
-    except Exception:
+    except ContainerctlError as e:  # never drop every reference silently: say why, as a failed check
         ref_table = None
+        checks.append({"name": "references", "ok": False,
+                       "detail": e.message + (f" (fix: {e.hint})" if e.hint else "")})
     if ref_table:
         checks += [c.to_dict() for c in R.evaluate(metrics, ref_table)]
     if not split_colls(text):
@@ -108,10 +136,19 @@ def parse_perf(text: str, ctx: dict):
     return metrics, checks, {}
 
 
+def _oracle(coll: str, chunk: str, nranks: int) -> list[dict]:
+    """The perf correctness checks for one collective's output (results/parsers.py)."""
+    c = P.check_collective(coll, P.parse_perf_buffers(chunk), nranks)
+    return [x.to_dict() for x in (c if isinstance(c, list) else [c])]
+
+
 @parser("torch")
 def parse_torch(text: str, ctx: dict):
     parsed = P.parse_torch_example(text)
-    checks = [c.to_dict() for c in P.check_torch_example(parsed)]
+    try:
+        checks = [c.to_dict() for c in P.check_torch_example(parsed, nranks=int(ctx.get("nranks") or 0) or None)]
+    except TypeError:  # older signature
+        checks = [c.to_dict() for c in P.check_torch_example(parsed, int(ctx["nranks"]) if ctx.get("nranks") else None)]
     m = re.search(r"^TORCH_VERSION=(\S+)", text, re.M)
     metrics = {"torch_example": P.as_dicts([parsed])[0] if hasattr(parsed, "__dataclass_fields__")
                else {}}
@@ -122,3 +159,55 @@ def parse_torch(text: str, ctx: dict):
 def parse_train(text: str, ctx: dict):
     iters = P.parse_flagscale_iterations(text)
     return {"iterations": iters}, [c.to_dict() for c in P.check_training(iters)], {}
+
+
+_UT_MARK = re.compile(r"^=== containerctl (ut-\w+|unittest)(.*?) ===$", re.M)
+
+
+@parser("unittest")
+def parse_unittest(text: str, ctx: dict):
+    """FlagCX's gtest suites: per-binary results from their XML (or console output when a
+    binary died before writing it), components that did not build, known failures."""
+    known = list(ctx.get("known_failures") or [])
+    known_build = set(ctx.get("known_build_failures") or [])
+    if re.search(r"^=== containerctl unittest none ===$", text, re.M):
+        return ({"unittest": {"binaries": {}, "layout": "none"}},
+                [{"name": "unit tests", "ok": None,
+                  "detail": "this checkout has no test/unittest: nothing to run"}], {})
+    from ..results import gtest as G
+    checks: list[dict] = []
+    binaries: dict[str, dict] = {}
+    missing: list[tuple[str, str]] = []
+    marks = list(_UT_MARK.finditer(text))
+    cur = None
+    for i, m in enumerate(marks):
+        kind, kv = m.group(1), dict(_KV.findall(m.group(2)))
+        body = text[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)]
+        if kind == "ut-missing":
+            missing.append((kv.get("comp", "?"), kv.get("want", "?")))
+        elif kind == "ut-run":
+            cur = kv.get("bin", "?")
+            binaries[cur] = {"kind": kv.get("kind"), "console": body, "xml": [], "rc": None}
+        elif kind == "ut-end" and kv.get("bin") in binaries:
+            binaries[kv["bin"]]["rc"] = int(kv.get("rc", "1"))
+        elif kind == "ut-xml" and kv.get("bin") in binaries:
+            binaries[kv["bin"]]["xml"].append(body)
+    for comp, want in missing:
+        name = f"unittest {comp} build"
+        if comp in known_build:
+            checks.append({"name": name, "ok": None,
+                           "detail": f"the {want} tests did not build (a known build failure "
+                                     "in this profile)"})
+        else:
+            checks.append({"name": name, "ok": False,
+                           "detail": f"component {comp}: the {want} tests did not build (see "
+                                     "the make output in the log)"})
+    metrics_bins = {}
+    for name, b in binaries.items():
+        res = G.judge_binary(name, b["xml"], b["console"], b["rc"], known_failures=known)
+        metrics_bins[name] = res.to_dict() if hasattr(res, "to_dict") else res
+        checks.extend(c.to_dict() if hasattr(c, "to_dict") else c for c in G.binary_checks(res))
+    if not binaries and not missing:
+        checks.append({"name": "unit tests", "ok": False,
+                       "detail": "no unit-test binary was built or run (see the log)"})
+    return {"unittest": {"binaries": metrics_bins, "missing": missing}}, checks, {}
