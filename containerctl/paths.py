@@ -3,6 +3,7 @@ user config, and the state/results directory."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ def require_writable_home() -> Path:
     for d in [h] + [h / sub for sub in ("results", "state", "locks", "cache")]:
         if d != h and not d.exists():
             ensure(d)
-        probe = d / f".write-test-{os.getpid()}"
+        probe = d / f".write-test-{os.getpid()}-{threading.get_ident()}"   # threads: cluster up
         try:
             probe.write_text("")
             probe.unlink()
