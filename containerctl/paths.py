@@ -67,7 +67,7 @@ def require_writable_home() -> Path:
 def atomic_write(path: Path, text: str) -> None:
     """Write-then-rename so a reader never sees half a file and a crash loses nothing old."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
