@@ -276,8 +276,34 @@ def test_evaluate_pass_fail_undecided():
     assert hi.ok is False and "> 4 × 1.10" in hi.detail
     four = store.perf_metrics_from_text((RB / "p800_allreduce.txt").read_text(), "allreduce", 4)
     assert {c.ok for c in R.evaluate(four, R.load_references("kunlunxin-p800"))} == {None}
-    # a collective the run did not measure produces no checks at all
-    assert R.evaluate(metrics, {"allgather": {1024: R.Reference(1.0)}}) == []
+    # a collective the run did not measure is said (skipped), never silently dropped
+    (c,) = R.evaluate(metrics, {"allgather": {1024: R.Reference(1.0), 4 << 30: R.Reference(2.0)}})
+    assert c.ok is None and "allgather was not run" in c.detail and "1K, 4G" in c.detail
+
+
+def test_one_bad_reference_is_named_not_silently_dropping_the_table():
+    from containerctl.errors import ProfileError
+    bad = {"allreduce": {"1K": 1000, "2K": "fast"}}
+    with pytest.raises(ProfileError) as e:
+        R.validate_references(bad, "p.yaml: references")
+    assert e.value.exit_code == 2 and "p.yaml: references.allreduce.2K" in e.value.message and "'fast'" in e.value.message
+    assert e.value.hint and "number" in e.value.hint
+    with pytest.raises(ProfileError, match="allreduse: unknown collective") as e:
+        R.validate_references({"allreduse": {"1K": 1}})
+    assert "did you mean allreduce" in e.value.hint
+    for junk in ("x", {"allreduce": [1]}, {"allreduce": {"1X": 1}}, {"allreduce": {"1K": {"value": 1, "nranks": "two"}}},
+                 {"allreduce": {"1K": [1, "low"]}}, {"allreduce": {"1K": True}}):
+        with pytest.raises(ProfileError):
+            R.validate_references(junk)
+    good = R.validate_references({"all_reduce": {"1K": 1000, "2K": None}, "gather": None})
+    assert good["allreduce"][1024].value == 1000.0 and good["allreduce"][2048] is None and good["gather"] is None
+    # the stage parser turns a bad table into a failed check instead of dropping every reference
+    from containerctl.stages import checks as C
+    _, checks, _ = C.run_parser("perf", "=== containerctl coll=allreduce nranks=2 ===\n"
+                                "Comm size: 1024 bytes; Elapsed time: 0.1 sec; Algo bandwidth: 1 GB/s; Bus bandwidth: 1 GB/s\n",
+                                {"nranks": 2, "platform_key": "nvidia-a800", "references": bad})
+    ref = next(c for c in checks if c["name"] == "references")
+    assert ref["ok"] is False and "allreduce.2K" in ref["detail"]
 
 
 @pytest.mark.parametrize("busbw,ok", [(129.70, False), (129.80, True), (1000.0, True)])

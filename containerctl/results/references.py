@@ -18,8 +18,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import UsageError
-from .parsers import Check, normalize_coll
+import difflib
+
+from ..errors import ProfileError, UsageError
+from .parsers import COLLECTIVES, Check, normalize_coll
 
 DEFAULT_LOWER = -0.10
 _KI = 1024
@@ -108,7 +110,10 @@ def canonical_platform(platform: str | None) -> str | None:
     return ALIASES.get(p, p)
 
 
-def _coerce(v: Any, where: str) -> Reference | None:
+_REF_HINT = "use a number (GB/s, at most 10 % below), [value, lower, upper, unit] or {value: …, lower: …, upper: …}"
+
+
+def _coerce(v: Any, where: str, exc: type = UsageError) -> Reference | None:
     if v is None:
         return None
     try:
@@ -126,44 +131,85 @@ def _coerce(v: Any, where: str) -> Reference | None:
                 raise ValueError("missing 'value'")
             ref = Reference(**v)
         else:
-            raise ValueError(f"expected a number, a list or a dict, got {type(v).__name__}")
+            raise ValueError(f"{v!r} is not a number, a list or a mapping")
+        for k in ("value", "lower", "upper"):
+            x = getattr(ref, k)
+            if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float))):
+                raise ValueError(f"{k} {x!r} is not a number")
+        if ref.nranks is not None and (isinstance(ref.nranks, bool) or not isinstance(ref.nranks, int) or ref.nranks < 1):
+            raise ValueError(f"nranks {ref.nranks!r} is not a positive whole number")
         ref = replace(ref, value=float(ref.value),
                       lower=None if ref.lower is None else float(ref.lower),
                       upper=None if ref.upper is None else float(ref.upper))
     except (TypeError, ValueError) as e:
-        raise UsageError(f"bad reference at {where}: {e}",
-                         hint="use a number, [value, lower, upper, unit] or {value, lower, upper, unit}") from None
+        raise exc(f"bad reference at {where}: {e}", hint=_REF_HINT) from None
     if not math.isfinite(ref.value) or ref.value <= 0:
-        raise UsageError(f"bad reference at {where}: value must be a positive number")
+        raise exc(f"bad reference at {where}: value must be a positive number", hint=_REF_HINT)
     if ref.lower is not None and not (-1.0 <= ref.lower <= 0.0):
-        raise UsageError(f"bad reference at {where}: lower {ref.lower} must be a relative fraction in [-1, 0]",
-                         hint="e.g. -0.10 for 'at most 10 % below'")
+        raise exc(f"bad reference at {where}: lower {ref.lower} must be a relative fraction in [-1, 0]",
+                  hint="e.g. -0.10 for 'at most 10 % below'")
     if ref.upper is not None and ref.upper < 0:
-        raise UsageError(f"bad reference at {where}: upper {ref.upper} must be ≥ 0 (a relative fraction)")
+        raise exc(f"bad reference at {where}: upper {ref.upper} must be ≥ 0 (a relative fraction)",
+                  hint="e.g. 0.20 for 'at most 20 % above', or null for no upper bound")
     if ref.metric not in ("busbw", "algbw", "time_s"):
-        raise UsageError(f"bad reference at {where}: metric must be busbw, algbw or time_s")
+        raise exc(f"bad reference at {where}: metric {ref.metric!r} must be busbw, algbw or time_s",
+                  hint="metric: busbw (the default), algbw or time_s")
     return ref
 
 
+def _validated(obj: Any, where: str, exc: type) -> dict[str, dict[int, Reference | None] | None]:
+    """{collective: {size: Reference | None (removes a default)} | None (removes the collective)}; every
+    key and value checked — one bad entry raises `exc` naming it, never drops the table."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise exc(f"{where} must be a mapping {{collective: {{size: reference}}}}, got {type(obj).__name__}",
+                  hint="e.g. references: {allreduce: {4G: 144.18, 1G: [141.3, -0.05]}}")
+    out: dict[str, dict[int, Reference | None] | None] = {}
+    for coll, table in obj.items():
+        c = normalize_coll(str(coll))
+        if c not in COLLECTIVES:
+            near = difflib.get_close_matches(c, COLLECTIVES, n=1)
+            raise exc(f"{where}.{coll}: unknown collective",
+                      hint=(f"did you mean {near[0]}? " if near else "") + "one of: " + ", ".join(COLLECTIVES))
+        if table is None:
+            out[c] = None
+            continue
+        if not isinstance(table, dict):
+            raise exc(f"{where}.{coll} must be a mapping {{size: reference}}, got {type(table).__name__}",
+                      hint="e.g. {4G: 144.18, 128K: [4.0, -0.1, null, GB/s]}")
+        if out.get(c) is None:
+            out[c] = {}
+        cur = out[c]
+        assert cur is not None
+        for size, v in table.items():
+            try:
+                n = parse_size(size)
+            except UsageError as e:
+                raise exc(f"{where}.{coll}.{size}: {e.message}", hint=e.hint) from None
+            cur[n] = _coerce(v, f"{where}.{coll}.{size}", exc)
+    return out
+
+
+def validate_references(obj: Any, where: str = "references") -> dict[str, dict[int, Reference | None] | None]:
+    """Check a profile's `references:` block entry by entry; raise ProfileError (exit 2) naming the
+    first bad key (`<where>.allreduce.2K`) and the fix. Returns the normalised table (None = remove)."""
+    return _validated(obj, where, ProfileError)
+
+
 def load_references(platform: str | None, overrides: dict[str, Any] | None = None) -> dict[str, dict[int, Reference]]:
-    """The platform's defaults (none for an unknown platform) with `overrides` applied on top."""
+    """The platform's defaults (none for an unknown platform) with `overrides` applied on top. A bad
+    entry raises UsageError naming it (the whole table is refused, never partly applied)."""
     base = DEFAULTS.get(canonical_platform(platform) or "", {})
     refs: dict[str, dict[int, Reference]] = {c: dict(t) for c, t in base.items()}
     if overrides is None:
         return refs
-    if not isinstance(overrides, dict):
-        raise UsageError("references must be a mapping {collective: {size: reference}}")
-    for coll, table in overrides.items():
-        c = normalize_coll(str(coll))
+    for c, table in _validated(overrides, "references", UsageError).items():
         if table is None:
             refs.pop(c, None)
             continue
-        if not isinstance(table, dict):
-            raise UsageError(f"references.{coll} must be a mapping {{size: reference}}")
         cur = refs.setdefault(c, {})
-        for size, v in table.items():
-            n = parse_size(size)
-            ref = _coerce(v, f"references.{coll}.{size}")
+        for n, ref in table.items():
             if ref is None:
                 cur.pop(n, None)
             else:
@@ -195,6 +241,9 @@ def evaluate(perf_metrics: dict[str, Any], refs: dict[str, dict[int, Reference]]
     for coll, table in refs.items():
         c = colls.get(coll)
         if c is None:
+            if table:
+                sizes = ", ".join(short_size(s) for s in sorted(table))
+                checks.append(Check(f"ref {coll}", None, f"{coll} was not run: its {len(table)} reference(s) ({sizes}) not checked"))
             continue
         sweep = primary_sweep(c.get("sweeps") or [])
         rows = {r["size"]: r for r in (sweep or {}).get("rows", [])}
