@@ -329,3 +329,53 @@ def test_profile_new_cli(tmp_path):
     assert (tmp_path / "clisite.yaml").is_file()
     r = cli("profile", "validate", str(tmp_path / "clisite.yaml"))
     assert r.returncode == 0 and "platform metax" in r.stdout, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# host mounts: the host's root, /etc and the Docker socket are said, unless meant
+
+@pytest.mark.docker
+@pytest.mark.parametrize("vol,allowed", [("/var/run/docker.sock:/var/run/docker.sock", False),
+                                         ("/:/host:ro", False), ("/etc/:/host-etc:ro", False),
+                                         ("/run/docker.sock:/s", True)])
+def test_doctor_warns_about_host_mounts(engine, tmp_path, vol, allowed):
+    f = tmp_path / "p.yaml"
+    f.write_text(f"name: dm-test\nextends: cpu-selftest\ncontainer:\n  volumes: ['{vol}']\n"
+                 + ("  allow_host_mounts: true\n" if allowed else ""))
+    r = cli("doctor", "--profile", str(f), "--json")
+    assert "Traceback" not in r.stderr and r.returncode in (0, 1), r.stderr
+    rows = [x for x in json.loads(r.stdout) if x["name"] == "host mounts"]
+    if allowed:
+        assert rows == []
+    else:
+        assert len(rows) == 1 and rows[0]["status"] == "warn"
+        assert vol.split(":")[0] in rows[0]["detail"] or vol in rows[0]["detail"]
+        assert "allow_host_mounts" in rows[0]["fix"]
+
+
+def test_probe_cache_of_the_wrong_shape_is_dropped_and_rebuilt(tmp_path, monkeypatch, capsys):
+    """A probes.json holding valid JSON of another shape: warned about, probed afresh, rewritten
+    (an engine double: only the cache handling is under test here)."""
+    monkeypatch.setenv("CONTAINERCTL_HOME", str(tmp_path))
+
+    class Eng:
+        calls = 0
+
+        def info(self):
+            return {"ID": "x", "ServerVersion": "1", "KernelVersion": "k"}
+
+        def probe(self, image, hc):
+            Eng.calls += 1
+            return True, ""
+    for bad in ("[]", '"text"', '{"k": []}', '{"x|1|k|privileged": {"ok": "yes", "msg": 1}}',
+                "{not json"):
+        (tmp_path / "probes.json").write_text(bad)
+        before = Eng.calls
+        assert hostcheck.probe(Eng(), "img", "privileged", {"privileged": True}) == (True, "")
+        assert Eng.calls == before + 1
+        assert "damaged" in capsys.readouterr().err
+        data = json.loads((tmp_path / "probes.json").read_text())
+        assert data == {"x|1|k|privileged": {"ok": True, "msg": ""}}
+    # a good cache is used as is, silently
+    assert hostcheck.probe(Eng(), "img", "privileged", {"privileged": True}) == (True, "")
+    assert Eng.calls == 5 and capsys.readouterr().err == ""

@@ -240,3 +240,282 @@ def test_noop_fast_path_sees_file_changes(engine, selftest_image, tmp_path, uniq
     engine.remove(unique_name, force=True)
     r = cli("up", "--profile", prof, "--name", unique_name, env={"CONTAINERCTL_SITE": str(site)})
     assert "created" in r.stdout and engine.find(unique_name).running
+
+
+# ---------------------------------------------------------------------------------------------
+# hardening: unmanaged containers, names, leftovers, bounded waits, special files, caches
+
+def _two_line_error(r, needle):
+    out = f"exit {r.returncode}\nstdout:{r.stdout}\nstderr:{r.stderr}"
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout, out
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("  fix: "), out
+    assert needle in r.stderr, out
+
+
+def test_unmanaged_container_is_left_alone_by_every_verb(engine, selftest_image, tmp_path,
+                                                         unique_name):
+    """A container of that name that containerctl did not create: every verb refuses it
+    (exit 2) and it is neither stopped, restarted, exec'd into nor replaced."""
+    c = engine.api.create_container(selftest_image, ["sleep", "infinity"], name=unique_name)
+    engine.api.start(c["Id"])
+    started = engine.inspect(unique_name)["State"]["StartedAt"]
+    prof = profile_file(tmp_path, selftest_image)
+    verbs = [["up", "--profile", prof, "--name", unique_name],
+             ["up", "--profile", prof, "--name", unique_name, "--force-recreate"],
+             ["down", "--name", unique_name], ["down", "--name", unique_name, "--volumes"],
+             ["restart", "--name", unique_name], ["status", "--name", unique_name],
+             ["status", "--name", unique_name, "--json"],
+             ["exec-stage", "perf", "--name", unique_name], ["exec", "--name", unique_name,
+                                                            "--", "touch", "/tmp/x"],
+             ["logs", "--name", unique_name], ["shell", "--name", unique_name],
+             ["run", "--profile", prof, "--name", unique_name, "-q"]]
+    for v in verbs:
+        r = cli(*v, input="touch /tmp/x\n")
+        _two_line_error(r, f"container {unique_name} exists but was not created by containerctl")
+    info = engine.inspect(unique_name)
+    assert info["Id"] == c["Id"] and info["State"]["Running"]
+    assert info["State"]["StartedAt"] == started            # never restarted
+    code, _ = engine.exec_capture(unique_name, ["test", "-e", "/tmp/x"])
+    assert code == 1                                         # never exec'd into
+
+
+def test_names_never_escape_the_state_directory(tmp_path, monkeypatch):
+    home = tmp_path / "deep" / "home"
+    for bad in ["../../x", "../../../etc/cctl-x", "a/b"]:
+        r = cli("up", "--name", bad, env={"CONTAINERCTL_HOME": str(home)})
+        _two_line_error(r, "not a valid container name")
+    found = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(home in p.parents for p in found), found
+    from containerctl import paths
+    monkeypatch.setenv("CONTAINERCTL_HOME", str(home))
+    for bad in ["../../x", "a/b", "..", "/abs"]:
+        assert paths.lock_file(bad).parent == home / "locks"
+        assert paths.state_file(bad).parent == home / "state"
+
+
+def _start_refused_profile(tmp_path, image, unique_name, extra=""):
+    """A profile the engine accepts at create and refuses at start (no init, a command that
+    does not exist): nothing containerctl's pre-checks can see."""
+    return profile_file(tmp_path, image, f"""\
+        container:
+          init: false
+          command: [/nonexistent-cctl-cmd]
+          volumes: ['{unique_name}-data:/data']
+        """ + extra)
+
+
+def _volumes(engine, prefix):
+    return sorted(v["Name"] for v in engine.api.volumes().get("Volumes") or []
+                  if v["Name"].startswith(prefix))
+
+
+def test_failed_up_removes_the_volumes_it_created(engine, selftest_image, tmp_path, unique_name):
+    text = open(_start_refused_profile(tmp_path, selftest_image, unique_name)).read()
+    # the profile above replaced `container:`; keep a single section
+    (tmp_path / "t.yaml").write_text(text.replace("container:\n  shm_size: 256M\n  env: "
+                                                  "{A: \"1\"}\n", ""))
+    prof = str(tmp_path / "t.yaml")
+    r = cli("up", "--profile", prof, "--name", unique_name)
+    _two_line_error(r, "nonexistent-cctl-cmd")
+    assert engine.find(unique_name) is None
+    assert _volumes(engine, unique_name) == []
+    # a workspace volume that existed before (the user's work) is kept
+    engine.api.create_volume(f"{unique_name}-workspace")
+    try:
+        r = cli("up", "--profile", prof, "--name", unique_name)
+        assert r.returncode == 2
+        assert _volumes(engine, unique_name) == [f"{unique_name}-workspace"]
+    finally:
+        engine.remove_volume(f"{unique_name}-workspace")
+
+
+def test_interrupted_up_leaves_nothing_and_the_next_up_converges(engine, selftest_image, tmp_path,
+                                                                 unique_name, monkeypatch):
+    """Ctrl-C during the start, and during the create (after the engine made the container but
+    before its answer came back): nothing is left; a container left created-but-not-started (a
+    Ctrl-C that killed the process outright) is started by the next `up`."""
+    from containerctl import lifecycle
+    from containerctl.profiles import load_profile
+    p = load_profile(profile_file(tmp_path, selftest_image), site=False)
+    api = engine.api
+
+    def interrupt(*a, **kw):
+        raise KeyboardInterrupt
+    real_create = api.create_container
+
+    def create_then_interrupt(*a, **kw):
+        real_create(*a, **kw)
+        raise KeyboardInterrupt
+    for where, fake in (("start", interrupt), ("create_container", create_then_interrupt)):
+        monkeypatch.setattr(api, where, fake)
+        with pytest.raises(KeyboardInterrupt):
+            lifecycle.up(engine, p, unique_name)
+        monkeypatch.undo()
+        assert engine.find(unique_name) is None, where
+        assert _volumes(engine, unique_name) == [], where
+    # killed outright between create and start: the next `up` finishes the job
+    spec = lifecycle.plan(p, unique_name, engine, build=True)
+    engine.api.create_container(spec.image, spec.command, name=spec.name, labels=spec.labels,
+                                host_config=engine.api.create_host_config(**spec.host_config))
+    r = cli("up", "--profile", p.source_file, "--name", unique_name)
+    assert r.returncode == 0 and "started" in r.stdout, r.stdout + r.stderr
+    assert engine.find(unique_name).running
+    r = cli("up", "--profile", p.source_file, "--name", unique_name)
+    assert "nothing changed" in r.stdout
+
+
+def test_noop_fast_path_after_a_set_recreates(engine, selftest_image, tmp_path, unique_name):
+    """up → up --set container.shm_size=512M → up: the last one goes back to the profile's shm
+    size (the remembered no-op for the plain `up` must not answer "nothing changed")."""
+    prof = profile_file(tmp_path, selftest_image)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    assert "nothing changed" in cli("up", "--profile", prof, "--name", unique_name).stdout
+    r = cli("up", "--profile", prof, "--name", unique_name, "--set", "container.shm_size=512M")
+    assert "recreated" in r.stdout
+    assert engine.inspect(unique_name)["HostConfig"]["ShmSize"] == 512 * 1024 ** 2
+    r = cli("up", "--profile", prof, "--name", unique_name)
+    assert "recreated" in r.stdout, r.stdout
+    assert engine.inspect(unique_name)["HostConfig"]["ShmSize"] == 256 * 1024 ** 2
+    assert "nothing changed" in cli("up", "--profile", prof, "--name", unique_name).stdout
+
+
+def test_up_warns_about_host_mounts_also_on_the_fast_path(engine, selftest_image, tmp_path,
+                                                          unique_name):
+    prof = profile_file(tmp_path, selftest_image, "")
+    text = open(prof).read().replace("  env:", "  volumes: ['/etc:/host-etc:ro']\n  env:")
+    open(prof, "w").write(text)
+    for expect in ("created", "nothing changed"):
+        r = cli("up", "--profile", prof, "--name", unique_name)
+        assert r.returncode == 0 and expect in r.stdout, r.stdout + r.stderr
+        assert r.stderr.startswith("warning: ") and "/etc" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("bad", ["[]", '"text"', '{"k": []}', '{"k": {"name": "x"}}',
+                                 '{"k": {"name": 1, "config_hash": "h", "files": [],'
+                                 ' "globs": [], "fingerprint": "f"}}', "{not json"])
+def test_damaged_up_cache_is_dropped_and_rebuilt(engine, selftest_image, tmp_path, unique_name,
+                                                 bad):
+    import os
+    prof = profile_file(tmp_path, selftest_image)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    cache = os.path.join(os.environ["CONTAINERCTL_HOME"], "cache", "up.json")
+    with open(cache, "w") as fh:
+        fh.write(bad)
+    r = cli("up", "--profile", prof, "--name", unique_name)
+    assert r.returncode == 0 and "nothing changed" in r.stdout, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("warning: ") and "damaged" in r.stderr
+    data = json.load(open(cache))
+    assert isinstance(data, dict) and len(data) == 1
+    (entry,) = data.values()
+    assert entry["name"] == unique_name and isinstance(entry["files"], list)
+    # and the rebuilt cache works: the next `up` is the quiet fast path
+    r = cli("up", "--profile", prof, "--name", unique_name)
+    assert "nothing changed" in r.stdout and r.stderr == ""
+
+
+def test_damaged_image_tag_memo_is_dropped(tmp_path, monkeypatch, capsys):
+    from containerctl import upcache
+    monkeypatch.setenv("CONTAINERCTL_HOME", str(tmp_path))
+    f = tmp_path / "cache" / "image-tags.json"
+    f.parent.mkdir(parents=True)
+    for bad in ("[]", '{"k": "tag"}', '{"k": {"tag": 1}}'):
+        f.write_text(bad)
+        assert upcache.image_tag_lookup("spec", {}, "base", []) is None
+        upcache.image_tag_record("spec", {}, "base", [], "containerctl/spec:abc")
+        assert "damaged" in capsys.readouterr().err
+        assert upcache.image_tag_lookup("spec", {}, "base", []) == "containerctl/spec:abc"
+
+
+def test_ssh_engine_that_never_answers_fails_in_seconds():
+    """An ssh:// host that accepts TCP and then says nothing (loopback listener): the command
+    fails in about 10 s naming the host, instead of hanging forever."""
+    import shutil
+    import socket
+    import threading
+    import time
+    if not shutil.which("ssh"):
+        pytest.skip("no ssh client")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])   # accept, never answer
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        r = cli("ps", env={"DOCKER_HOST": f"ssh://root@127.0.0.1:{port}"}, timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+    assert held, "the listener was never reached"
+    _two_line_error(r, f"127.0.0.1:{port}")
+    assert took < 20, took
+
+
+def test_put_dir_refuses_special_files_up_front(engine, selftest_image, tmp_path, unique_name):
+    import os
+    import socket
+    import time
+    from containerctl.errors import UsageError
+    c = engine.api.create_container(selftest_image, ["sleep", "infinity"], name=unique_name,
+                                    labels={"io.containerctl.managed": "1"})
+    engine.api.start(c["Id"])
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "ok.txt").write_text("x")
+    os.mkfifo(src / "sub" / "pipe")
+    t0 = time.monotonic()
+    with pytest.raises(UsageError) as e:
+        engine.put_dir(unique_name, src, "/tmp")
+    assert time.monotonic() - t0 < 5
+    assert str(src / "sub" / "pipe") in e.value.message and "FIFO" in e.value.message
+    os.unlink(src / "sub" / "pipe")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(src / "sock"))
+    try:
+        with pytest.raises(UsageError) as e:
+            engine.put_dir(unique_name, src, "/tmp")
+        assert "socket" in e.value.message
+    finally:
+        s.close()
+    os.unlink(src / "sock")
+    # an excluded directory's contents are not looked at; the rest is copied
+    (src / "build").mkdir()
+    os.mkfifo(src / "build" / "pipe")
+    engine.put_dir(unique_name, src, "/tmp", arcname="src",
+                   exclude=lambda n: n.split("/")[1:2] == ["build"])
+    assert engine.exec_capture(unique_name, ["cat", "/tmp/src/ok.txt"]) == (0, "x")
+
+
+def test_source_with_a_fifo_is_refused_through_the_cli(engine, selftest_image, tmp_path,
+                                                       unique_name):
+    import inspect
+    import os
+    from containerctl.stages import runner
+    if "refuse_special_files" not in inspect.getsource(runner):
+        pytest.skip("stages/runner.py reads the tree (fingerprint) before Engine.put_dir: it "
+                    "must call engine.refuse_special_files first (owned by the lead)")
+    prof = profile_file(tmp_path, selftest_image)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    src = tmp_path / "flagcx"
+    src.mkdir()
+    (src / "Makefile").write_text("all:\n")
+    os.mkfifo(src / "fifo")
+    r = cli("exec-stage", "build", "--name", unique_name, "--source", str(src), "-q", timeout=60)
+    _two_line_error(r, str(src / "fifo"))

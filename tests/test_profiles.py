@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from conftest import cli
 from containerctl import profiles as P
 from containerctl.errors import NotFound, ProfileError, UsageError
 from containerctl.runspec import build_spec
@@ -205,3 +206,79 @@ def test_sizes():
     assert P.parse_ulimit("memlock", -1) == (-1, -1)
     assert P.parse_ulimit("nofile", "65535:65535") == (65535, 65535)
     assert P.parse_ulimit("memlock", "8M") == (8 * 1024**2, 8 * 1024**2)
+
+
+# ---------------------------------------------------------------------------------------------
+# hardening: host-mount warnings, names as written, image references
+
+def _write(tmp_path, body):
+    f = tmp_path / "p.yaml"
+    f.write_text(body)
+    return str(f)
+
+
+@pytest.mark.parametrize("vol", ["/var/run/docker.sock:/var/run/docker.sock", "/run/docker.sock:/d",
+                                 "/:/host", "//:/host", "/etc:/e:ro", "/etc/:/e"])
+def test_validate_warns_about_host_mounts(tmp_path, vol):
+    f = _write(tmp_path, f"name: hm\nimage: local/x\ncontainer:\n  volumes: ['{vol}']\n")
+    r = cli("profile", "validate", f)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+    assert r.stderr.startswith("warning: ") and repr(vol) in r.stderr
+    assert "allow_host_mounts" in r.stderr
+    f = _write(tmp_path, f"name: hm\nimage: local/x\ncontainer:\n  volumes: ['{vol}']\n"
+                         "  allow_host_mounts: true\n")
+    r = cli("profile", "validate", f)
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_ordinary_mounts_do_not_warn(tmp_path):
+    f = _write(tmp_path, "name: hm\nimage: local/x\ncontainer:\n  volumes: ['/etc/hosts:/h:ro', "
+                         "'/etc/alternatives:/etc/alternatives:ro', '/opt:/opt', 'data:/data']\n")
+    r = cli("profile", "validate", f)
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_names_are_read_as_written(tmp_path):
+    from containerctl.profiles import load_profile
+    for written, name in [("010", "010"), ("1e3", "1e3"), ("0x1f", "0x1f"), ('"007"', "007")]:
+        p = load_profile(_write(tmp_path, f"name: {written}\nimage: local/x\n"), site=False)
+        assert p.name == name
+    p = load_profile(_write(tmp_path, "name: x\nimage: local/x\n"), ["name=010"], site=False)
+    assert p.name == "010"
+    p = load_profile(_write(tmp_path, "name: x\nimage: local/x\ncontainer:\n"
+                                      "  ulimits: {nofile: 1024:2048}\n"), site=False)
+    assert p.container.ulimits["nofile"] == "1024:2048"
+
+
+@pytest.mark.parametrize("ref", ["busybox", "local/busybox:1.36", "registry.example.com:5000/a/b:v1",
+                                 "localhost/x", "a__b/c-d.e:TAG_1", "Reg.Example.com/x",
+                                 "x@sha256:" + "a" * 64])
+def test_valid_image_refs(ref):
+    from containerctl.profiles import check_image_ref
+    assert check_image_ref(ref) == ref
+
+
+def test_refused_ulimit_is_named():
+    from containerctl.engine import explain_refusal
+    for n, name in [(7, "nofile"), (8, "memlock"), (6, "nproc"), (3, "stack")]:
+        cause, fix = explain_refusal("OCI runtime create failed: error setting rlimits for ready "
+                                     f"process: error setting rlimit type {n}: operation not "
+                                     "permitted")
+        assert f"ulimit {name}" in cause and f"container.ulimits.{name}" in fix
+        if name != "memlock":
+            assert "memlock" not in (cause + fix).lower()
+
+
+def test_names_module():
+    from containerctl.names import check_name, safe_filename
+    from containerctl.errors import UsageError
+    for bad in ["", "../x", "a/b", "-a", ".a", "a b", "a:b", "é", "a" * 129, "a\x00b"]:
+        with pytest.raises(UsageError):
+            check_name(bad)
+    for good in ["a", "cctl-x_1.2", "A" * 128]:
+        assert check_name(good) == good
+    for n in ["../../x", "a/b", "..", ".", "", "/", "a\x00b", "x" * 300]:
+        f = safe_filename(n)
+        assert "/" not in f and "\x00" not in f and f not in (".", "..", "") and len(f) <= 90
+    assert safe_filename("a/b") != safe_filename("a_b")   # no collisions with valid names
+    assert safe_filename("cctl-x") == "cctl-x"
