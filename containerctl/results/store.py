@@ -26,7 +26,8 @@ from .parsers import Check
 RUN_SCHEMA = "containerctl.run/1"
 STAGE_SCHEMA = "containerctl.stage/1"
 STAGE_STATUSES = ("passed", "failed", "timeout", "interrupted", "skipped")
-RUN_STATUSES = ("running",) + STAGE_STATUSES
+# a run is never "skipped"; "error" = it broke off for a reason that is no stage's verdict
+RUN_STATUSES = ("running", "passed", "failed", "timeout", "interrupted", "error")
 IMPORT_KINDS = {"flagcx-perf": "perf", "nccl-tests": "perf", "torch-example": "torch", "flagscale": "train"}
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -31,6 +31,7 @@ class StageDef(BaseModel):
     host_prepare: Optional[str] = None       # a host-side step before the script (flagcx_source)
     assets: list[str] = Field(default_factory=list)  # files from stages/assets copied to $CCTL_DIR/assets
     scope: str = "host"                      # host | cluster
+    needs_flagcx: bool = False               # the runner probes the checkout first (flagcx/)
     order: int = 0
     file: Optional[str] = Field(None, exclude=True)
 
@@ -111,11 +112,37 @@ def _env(search: list[Path]):
     return env
 
 
+_IDENT = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VALUES_END = "# end of values"
+
+
+def env_prologue(values: dict[str, str]) -> str:
+    """`export NAME='value'` lines: the ONE place where a value meets bash text, quoted by
+    shlex.quote (values may hold spaces, quotes, `$`, backticks or newlines; all arrive intact)."""
+    lines = ["# values for this stage (containerctl quotes every one; scripts read \"$NAME\")"]
+    for k, v in values.items():
+        if not _IDENT.match(k):
+            raise UsageError(f"environment variable name {k!r} is not a shell identifier",
+                             "use letters, digits and _ only")
+        v = "" if v is None else str(v)
+        if "\0" in v:
+            raise UsageError(f"the value of {k} contains a NUL byte", "remove it")
+        lines.append(f"export {k}={shlex.quote(v)}")
+    lines.append(VALUES_END)
+    return "\n".join(lines) + "\n"
+
+
 def render(sd: StageDef, ctx: dict) -> str:
+    """The stage's bash script: the quoted value prologue, then the template. Templates branch on
+    structure (platform, layout) but never interpolate a user value: those are in the prologue."""
     import jinja2
     env = _env([Path(sd.file).parent if sd.file else DEFS_DIR, DEFS_DIR])
     try:
-        return env.from_string(sd.script).render(**ctx)
+        body = env.from_string(sd.script).render(**ctx)
+        if body.startswith("#!"):
+            first, _, rest = body.partition("\n")
+            return first + "\n" + env_prologue(ctx.get("env") or {}) + rest
+        return env_prologue(ctx.get("env") or {}) + body
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
         raise ProfileError(f"{sd.file}: stage {sd.name} script"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import signal
 import threading
@@ -21,7 +22,8 @@ from ..errors import StageError, UsageError
 from ..profiles import Profile
 from ..runspec import LABEL
 from . import checks as C
-from .defs import Opts, StageDef, applies, load_defs, render
+from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
+from .defs import DEFS_DIR, Opts, StageDef, applies, load_defs, render
 
 IN_CONTAINER_DIR = "/var/tmp/containerctl"
 ALWAYS_EXPORT = ["PATH", "LD_LIBRARY_PATH", "FLAGCX_DEBUG", "FLAGCX_DEBUG_SUBSYS", "FLAGCX_IB_HCA",
@@ -38,19 +40,42 @@ def now() -> str:
 # state
 
 def state_file(container: str) -> Path:
-    return paths.home() / "state" / f"{container}.json"
+    return paths.home() / "state" / f"{_safe(container)}.json"
 
 
-def load_state(container: str, container_id: str) -> dict:
+def _safe(name: str) -> str:
+    """A file name derived from a container name that cannot leave its directory."""
+    if re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name) and ".." not in name:
+        return name
+    return "x-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def _valid_state(st) -> bool:
+    return (isinstance(st, dict) and isinstance(st.get("container_id"), str)
+            and isinstance(st.get("stages"), dict)
+            and all(isinstance(k, str) and isinstance(v, dict) and isinstance(v.get("status"), str)
+                    for k, v in st["stages"].items()))
+
+
+def load_state(container: str, container_id: str, warn: Callable[[str], None] | None = None
+               ) -> dict:
+    """Which stages passed in this container, with which inputs. A state file that is not
+    JSON of the right shape is dropped with a warning (the stages simply run again)."""
     f = state_file(container)
-    if f.is_file():
-        try:
-            st = json.loads(f.read_text())
-            if st.get("container_id") == container_id:
-                return st
-        except (OSError, ValueError):
-            pass
-    return {"container_id": container_id, "stages": {}}
+    fresh = {"container_id": container_id, "stages": {}}
+    if not f.is_file():
+        return fresh
+    try:
+        st = json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        st, why = None, f"not JSON ({exc})"
+    else:
+        why = "not a containerctl state file (wrong shape)"
+    if not _valid_state(st):
+        (warn or (lambda m: None))(f"warning: ignoring the stage state {f}: {why}; stages will "
+                                   "run again")
+        return fresh
+    return st if st["container_id"] == container_id else fresh
 
 
 def save_state(container: str, st: dict) -> None:
@@ -60,7 +85,28 @@ def save_state(container: str, st: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # context
 
-def make_context(profile: Profile, options: dict | None = None) -> dict:
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def as_lines(values, what: str) -> str:
+    """A list for a stage script: one element per line (the script reads it with mapfile), so
+    an element may hold spaces, quotes or `$` but not a newline."""
+    out = []
+    for v in values:
+        v = str(v)
+        if "\n" in v or "\0" in v:
+            raise UsageError(f"{what}: {v!r} contains a newline",
+                             "remove the newline from the value")
+        out.append(v)
+    return "\n".join(out)
+
+
+def make_context(profile: Profile, options: dict | None = None,
+                 flagcx: "FlagCXInterface | None" = None) -> dict:
+    """What a stage script is rendered from. User-given VALUES travel only in ctx["env"]: the
+    renderer exports each one quoted (defs.render), and the built-in scripts read them as "$CCTL_…"
+    — so no value is ever spliced into bash text. The remaining keys are structure (which branch
+    of a script applies) and the legacy fragments the hetero launch still uses."""
     options = options or {}
     fx = profile.flagcx
     perf = profile.stages.perf.model_dump()
@@ -69,15 +115,67 @@ def make_context(profile: Profile, options: dict | None = None) -> dict:
     for k in ("begin", "end", "factor", "warmup", "iters"):
         if options.get(k) is not None:
             perf[k] = options[k]
-    colls = perf["colls"]
+    colls = list(perf["colls"])
     if options.get("all_colls"):
-        colls = ["allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "reduce",
-                 "sendrecv", "gather", "scatter"]
+        colls = list(DEFAULT_COLLS)
+        if flagcx is not None and flagcx.perf_colls:
+            colls = [c for c in DEFAULT_COLLS if c in flagcx.perf_colls] or colls
+    for c in colls:
+        if not re.match(r"^[a-z][a-z0-9_]*$", str(c)):
+            raise UsageError(f"collective {c!r} is not a FlagCX perf test name",
+                             "use names such as allreduce, allgather, broadcast")
     nranks = int(options.get("nranks") or fx.nranks)
     stage_env = dict(fx.env)
     if fx.visible_devices_env and fx.visible_devices is not None:
         stage_env.setdefault(fx.visible_devices_env, fx.visible_devices)
     export = list(dict.fromkeys(ALWAYS_EXPORT + list(profile.container.env) + list(stage_env)))
+    for k in list(stage_env) + export:
+        if not _IDENT.match(k):
+            raise UsageError(f"environment variable name {k!r} is not a shell identifier",
+                             "use letters, digits and _ (no '=', spaces or quotes)")
+    cctl_dir = f"{fx.dir.rstrip('/')}/../.containerctl"
+    tr = Opts(profile.stages.torch)
+    train = Opts(profile.stages.train)
+    ut = profile.stages.unittest
+    env: dict[str, str] = {
+        "CCTL_DIR": cctl_dir, "CCTL_FLAGCX_DIR": fx.dir.rstrip("/") or "/",
+        "CCTL_NRANKS": str(nranks), "CCTL_PLATFORM": profile.platform,
+        "CCTL_MAKE_FLAGS": as_lines(fx.make_flags, "flagcx.make_flags"),
+        "CCTL_DEVICE_HOME": fx.device_home or "",
+        "CCTL_PROFILE_CCL_HOME": fx.ccl_home or "",
+        "CCTL_PROFILE_MPI_HOME": fx.mpi_home or "",
+        "CCTL_PROFILE_MPI_LINK": fx.mpi_link or "",
+        "CCTL_INSTALL_MISSING": "1" if options.get("install_missing", True) else "0",
+        "CCTL_EXPORT_NAMES": " ".join(export),
+        "CCTL_MPIRUN_ARGS": as_lines(profile.stages.perf.mpirun_args, "stages.perf.mpirun_args"),
+        "CCTL_COLLS": " ".join(colls),
+        "CCTL_TORCH_INDEX_URL": str(tr.index_url or ""),
+        "CCTL_TORCH_ADAPTOR": fx.torch_adaptor or "",
+        "CCTL_TORCH_EXAMPLE_ARGS": as_lines(
+            (tr.example_args.split() if isinstance(tr.example_args, str) else
+             tr.example_args) or ["-o", "allreduce"], "stages.torch.example_args"),
+        "CCTL_TORCH_MASTER_PORT": str(tr.master_port or 8281),
+        "CCTL_TORCH_DEBUG": "1" if tr.debug else "",
+        "CCTL_UT_TIMEOUT": str(ut.timeout_per_binary),
+        "CCTL_UT_COMPONENTS": " ".join(ut.components or []),
+        "CCTL_TRAIN_FLAGSCALE": str(train.flagscale or ""),
+        "CCTL_TRAIN_DATA_PATH": str(train.data_path or ""),
+        "CCTL_TRAIN_TOKENIZER_PATH": str(train.tokenizer_path or ""),
+        "CCTL_TRAIN_CONDA_ENV": str(train.conda_env or ""),
+        "CCTL_TRAIN_SIZE": str(train.size or "8b"),
+        "CCTL_TRAIN_VISIBLE_ENV": fx.visible_devices_env or "CUDA_VISIBLE_DEVICES",
+        "CCTL_TRAIN_VISIBLE_DEVICES": fx.visible_devices or "0",
+        "CCTL_TRAIN_SAMPLES": str(train.train_samples or 20480),
+        "CCTL_TRAIN_GBS": str(train.global_batch_size or 2048),
+        "CCTL_TRAIN_EXP_DIR": str(train.exp_dir or "./outputs_llama3_8b"),
+        "CCTL_TRAIN_UNPATCH": "0" if train.unpatch is False else "1",
+        "CCTL_TRAIN_ITERATIONS": str(train.iterations or 10),
+        "CCTL_TRAIN_TIME_LIMIT": str(train.time_limit or 3600),
+        "CCTL_TRAIN_POLL": str(train.poll_seconds or 15),
+    }
+    if flagcx is not None:
+        env.update(flagcx_env(flagcx, perf, options))
+    env.update(stage_env)
     make_flags = " ".join(shlex.quote(f) for f in fx.make_flags)
     path_vars = []
     if fx.device_home:
@@ -85,18 +183,40 @@ def make_context(profile: Profile, options: dict | None = None) -> dict:
     path_vars.append('${CCL_HOME:+CCL_HOME="$CCL_HOME"}')
     path_vars.append('${MPI_HOME:+MPI_HOME="$MPI_HOME"}')
     return {
-        "profile": profile, "fx": fx, "perf": Opts(perf), "nranks": nranks,
-        "colls": " ".join(shlex.quote(c) for c in colls),
-        "torch": Opts(profile.stages.torch), "train": Opts(profile.stages.train),
-        "make_flags": make_flags, "path_vars": " ".join(path_vars),
-        "export_names": " ".join(export),
-        "mpirun_args": " ".join(shlex.quote(a) for a in profile.stages.perf.mpirun_args),
-        "perf_extra": " ".join(shlex.quote(a) for a in profile.stages.perf.extra_args),
-        "stage_env": stage_env, "cctl_dir": f"{fx.dir.rstrip('/')}/../.containerctl",
-        "install_missing": bool(options.get("install_missing", True)),
+        "profile": profile, "platform": profile.platform, "nranks": nranks, "env": env,
+        "flagcx": flagcx, "perf": Opts(perf), "torch": tr, "train": train,
+        "print_buffer": bool(perf.get("print_buffer", True)),
         "references": profile.references, "platform_key": profile.name,
-        "fetch": None,
+        "known_failures": list(ut.known_failures),
+        "known_build_failures": list(ut.known_build_failures),
+        # legacy fragments, used only by the hetero launch (cluster) until it moves onto env
+        "fx": fx, "colls": " ".join(colls), "make_flags": make_flags,
+        "path_vars": " ".join(path_vars), "export_names": " ".join(export),
+        "cctl_dir": cctl_dir, "stage_env": {},
     }
+
+
+def flagcx_env(fxi: "FlagCXInterface", perf: dict, options: dict) -> dict[str, str]:
+    """What the probed checkout tells the perf, torch and unittest scripts."""
+    env = {"CCTL_PERF_LAYOUT": fxi.perf_layout or "", "CCTL_PERF_DIR": fxi.perf_dir or "",
+           "CCTL_PERF_BIN_DIR": fxi.perf_bin_dir or "",
+           "CCTL_PERF_PREFIX": fxi.perf_bin_prefix or ""}
+    if fxi.perf_layout:
+        env["CCTL_PERF_ARGS"] = as_lines(fxi.perf_args(
+            begin=perf["begin"], end=perf["end"], factor=perf["factor"], warmup=perf["warmup"],
+            iters=perf["iters"], print_buffer=perf.get("print_buffer", True),
+            dtype=perf.get("dtype"), op=perf.get("op"),
+            extra=perf.get("extra_args") or []), "stages.perf.extra_args")
+    env["CCTL_BUILD_MAKE_VARS"] = as_lines(
+        [f"{k}={v}" for k, v in fxi.build_make_vars().items()], "make variables")
+    env["CCTL_UT_LAYOUT"] = fxi.unittest_layout
+    if not env.get("CCTL_UT_COMPONENTS"):
+        env["CCTL_UT_COMPONENTS_PROBED"] = " ".join(fxi.unittest_components)
+    env["CCTL_UT_MAKE_VARS"] = as_lines(
+        [f"{k}={v}" for k, v in fxi.unittest_make_vars().items()], "make variables")
+    env["CCTL_TORCH_DIR"] = fxi.torch_dir or ""
+    env["CCTL_TORCH_EXAMPLE"] = fxi.torch_example or ""
+    return env
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,12 +292,19 @@ git rev-parse HEAD"""
 # ---------------------------------------------------------------------------------------------
 # execution with kill-on-interrupt
 
-KILL_SCRIPT = r"""sid=$(cat "$1" 2>/dev/null) || exit 0
-[ -n "$sid" ] || exit 0
+KILL_SCRIPT = r"""sid=$(cat "$1" 2>/dev/null)
+tok=$2
+# every process of the stage: its session, and anything that carries the stage's token in its
+# environment (a process that started a session of its own still inherits the token)
 for sig in TERM KILL; do
   for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [ "$pid" = $$ ] && continue
     s=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f4)
-    [ "$s" = "$sid" ] && kill -$sig "${p#/proc/}" 2>/dev/null
+    if { [ -n "$sid" ] && [ "$s" = "$sid" ]; } || \
+       { [ -n "$tok" ] && tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qxF "CCTL_STAGE_TOKEN=$tok"; }; then
+      kill -$sig "$pid" 2>/dev/null
+    fi
   done
   [ $sig = TERM ] && sleep 2
 done
@@ -195,6 +322,8 @@ for p in /proc/[0-9]*; do f=$(sed 's/.*) //' "$p/stat" 2>/dev/null); set -- $f
 def exec_stage_script(engine: Engine, container: str, script: str, stage: str, timeout: int,
                       on_output: Callable[[bytes], None]) -> tuple[int, str]:
     """Returns (exit code, outcome) with outcome in ok | timeout | interrupted."""
+    import uuid
+    token = uuid.uuid4().hex
     d = f"{IN_CONTAINER_DIR}/{stage}"
     engine.put_files(container, "/", {f"{d.lstrip('/')}/script.sh": (script.encode(), 0o755),
                                       f"{d.lstrip('/')}/kill.sh": (KILL_SCRIPT.encode(), 0o755)})
@@ -205,7 +334,8 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
 
     def target():
         try:
-            result["code"] = engine.exec(container, cmd, on_output=on_output)
+            result["code"] = engine.exec(container, cmd, on_output=on_output,
+                                         env={"CCTL_STAGE_TOKEN": token})
         except BaseException as exc:  # noqa: BLE001 - reported to the caller
             result["error"] = exc
 
@@ -230,7 +360,7 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
             signal.signal(signal.SIGTERM, old_term)
     if outcome != "ok":
         try:
-            engine.exec(container, ["bash", f"{d}/kill.sh", pidfile])
+            engine.exec(container, ["bash", f"{d}/kill.sh", pidfile, token])
         except Exception:
             pass
         t.join(15)
@@ -242,6 +372,84 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
 
 # ---------------------------------------------------------------------------------------------
 # the pipeline
+
+def failure_cause(text: str, ctx: dict | None = None) -> str:
+    """The first real error line of a failed stage's output (compiler, setuptools, traceback,
+    mpirun …), with the NCCL-mismatch fix where FlagCX's adaptor and the NCCL found disagree."""
+    try:
+        from ..results import logerrors as LE
+    except ImportError:  # pragma: no cover - the extractor ships with the package
+        LE = None
+    if LE is not None:
+        err = LE.first_error(text)
+        if err is not None:
+            line = err.line.strip()[:300]
+            m = re.search(r"^NCCL_VERSION=(\S+)", text, re.M)
+            ver = m.group(1) if m else (ctx or {}).get("nccl_version")
+            fix = LE.nccl_api_mismatch(text, ver) if hasattr(LE, "nccl_api_mismatch") else None
+            return line + (f" — {fix}" if fix else "")
+    tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+    return tail[0][:300]
+
+
+RUN_STATUSES = ("passed", "failed", "timeout", "interrupted", "error", "running")
+
+
+def run_status(outcomes: list["StageOutcome"], asked: list[str], crash: str | None = None) -> str:
+    """A run is `passed` only when every stage it asked for passed, or was skipped because it
+    already passed with the same inputs, or was skipped as not applicable to the profile — and
+    at least one stage passed or was skipped as passed. Anything else names what happened."""
+    if crash:
+        return crash
+    by = {o.name: o for o in outcomes}
+    for o in outcomes:
+        if o.status in ("failed", "timeout", "interrupted", "error"):
+            return o.status
+    if any(n not in by for n in asked):
+        return "error"          # a stage that was asked for never ran and nothing says why
+    real = [o for o in outcomes if o.status == "passed" or
+            (o.status == "skipped" and o.message.startswith("already passed"))]
+    return "passed" if real else "error"
+
+
+class stage_lock:
+    """One run or exec-stage at a time per container: the second is refused (exit 2) naming
+    the holder. flock is released by the kernel when the holder dies, so a crash never leaves
+    a stale lock."""
+
+    def __init__(self, container: str, command: str = "run"):
+        self.path = paths.home() / "locks" / f"{_safe(container)}.stages.lock"
+        self.container = container
+        self.command = command
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        import os
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 300).decode("utf-8", "replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise UsageError(f"container {self.container} is busy: {holder}",
+                             "wait for it to finish (or stop it with Ctrl-C where it runs), "
+                             "then try again") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{self.command} by pid {os.getpid()} since {now()}".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        return False
+
 
 @dataclass
 class StageOutcome:
@@ -269,7 +477,9 @@ class Pipeline:
         self.container_env = info["Config"].get("Env") or []
         self.defs = load_defs()
         self.ctx = make_context(profile, self.options)
-        self.state = load_state(container, self.container_id)
+        self.state = load_state(container, self.container_id,
+                                warn=lambda m: self.status(m))
+        self.interface: FlagCXInterface | None = None
 
     # which stages, in which order
     def select(self, from_: str | None = None, until: str | None = None,
@@ -288,13 +498,17 @@ class Pipeline:
             if until:
                 sel = sel[:[d.name for d in sel].index(until) + 1] if until in [d.name for d in sel] \
                     else []
+        if not sel:
+            raise UsageError(f"no stage lies between --from {from_} and --until {until}",
+                             "stages run in the order " + " → ".join(names))
         return sel
 
     def not_applicable(self, sd: StageDef) -> str | None:
         if sd.scope != "host":
             return sd.not_applicable
         only = self.profile.stages.only
-        if only is not None and sd.name not in only:
+        builtin = sd.file is None or Path(sd.file).parent == DEFS_DIR
+        if only is not None and sd.name not in only and builtin:
             return f"profile {self.profile.name} lists stages.only = {only}"
         if not applies(sd, self.ctx):
             return sd.not_applicable
@@ -309,9 +523,51 @@ class Pipeline:
             h.update(self.state["stages"].get(r, {}).get("inputs", "").encode())
         return h.hexdigest()[:16]
 
+    def preflight(self, stages: list[StageDef], explicit: bool = False) -> None:
+        """Everything that can refuse a run before any stage starts: an explicitly asked stage
+        that does not apply, a prerequisite that has not passed and is not in this run, a
+        template that does not render, a --source that does not resolve. A refused run stores
+        nothing."""
+        selected = [s.name for s in stages]
+        na_all = [(sd.name, self.not_applicable(sd)) for sd in stages]
+        if all(why for _, why in na_all):
+            name, why = na_all[0]
+            raise UsageError(f"stage {name} does not apply: {why}" if len(stages) == 1 else
+                             "none of the stages asked for applies to profile "
+                             f"{self.profile.name} ({', '.join(n for n, _ in na_all)})",
+                             "choose another stage or change the profile")
+        for i, sd in enumerate(stages):
+            na = self.not_applicable(sd)
+            if na:
+                if explicit:
+                    raise UsageError(f"stage {sd.name} does not apply: {na}",
+                                     "choose another stage or change the profile")
+                continue
+            for req in sd.requires:
+                rd = next((d for d in self.defs if d.name == req), None)
+                if self.state["stages"].get(req, {}).get("status") == "passed":
+                    continue
+                if req in selected[:i]:
+                    continue
+                if rd is not None and self.not_applicable(rd):
+                    continue
+                raise UsageError(
+                    f"stage {sd.name} needs {req}, which has not passed in {self.container}",
+                    f"run it first: containerctl exec-stage {req} (or containerctl run)")
+            render(sd, self.ctx)  # a template error is a refusal, not a failed run
+            if sd.host_prepare == "flagcx_source":
+                resolve_source(self.profile, self.options.get("source"))
+
     def run(self, stages: list[StageDef], force: bool = False, run_id: str | None = None,
             explicit: bool = False) -> tuple[str, list[StageOutcome]]:
         from ..results import store
+        if not stages:
+            raise UsageError("no stage to run", "name a stage: containerctl stages")
+        self.preflight(stages, explicit)
+        with stage_lock(self.container, self.options.get("command", "run")):
+            return self._run_locked(stages, force, run_id, store)
+
+    def _run_locked(self, stages, force, run_id, store) -> tuple[str, list[StageOutcome]]:
         run_id = run_id or store.new_run_id(self.profile.name)
         meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": self.profile.name,
                 "platform": self.profile.platform, "container": self.container,
@@ -319,44 +575,53 @@ class Pipeline:
                 "stages": [s.name for s in stages]}
         store.write_run(meta)
         outcomes: list[StageOutcome] = []
-        selected = {s.name for s in stages}
+        crash: str | None = None
         try:
             for sd in stages:
                 na = self.not_applicable(sd)
                 if na:
-                    if explicit:
-                        raise UsageError(f"stage {sd.name} does not apply: {na}",
-                                         "choose another stage or change the profile")
                     oc = StageOutcome(sd.name, "skipped", f"not applicable: {na}")
                     self._record(run_id, sd, oc, 0.0, None)
                     outcomes.append(oc)
                     continue
-                for req in sd.requires:
-                    rd = next((d for d in self.defs if d.name == req), None)
-                    done = self.state["stages"].get(req, {}).get("status") == "passed"
-                    if not done and not (req in selected and any(
-                            o.name == req and o.status in ("passed", "skipped") for o in outcomes)):
-                        if rd is not None and self.not_applicable(rd):
-                            continue
-                        raise UsageError(
-                            f"stage {sd.name} needs {req}, which has not passed in {self.container}",
-                            f"run it first: containerctl exec-stage {req} (or containerctl run)")
                 oc = self.run_one(sd, run_id, force)
                 outcomes.append(oc)
-                if oc.status != "passed" and oc.status != "skipped":
+                if oc.status not in ("passed", "skipped"):
                     break
+        except KeyboardInterrupt:
+            crash = "interrupted"
+            raise
+        except BaseException as exc:
+            crash = "error"
+            meta["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            bad = [o for o in outcomes if o.status not in ("passed", "skipped")]
             meta["finished"] = now()
-            meta["status"] = bad[0].status if bad else "passed"
+            meta["status"] = run_status(outcomes, [s.name for s in stages], crash)
+            meta["outcomes"] = {o.name: o.status for o in outcomes}
             store.write_run(meta)
         return run_id, outcomes
+
+    def probe_flagcx(self) -> FlagCXInterface:
+        """Ask the checkout in the container what it offers (flagcx/probe.sh reads its files)."""
+        d = self.ctx["env"]["CCTL_DIR"]
+        src = self.ctx["env"]["CCTL_FLAGCX_DIR"]
+        self.engine.exec(self.container, ["mkdir", "-p", d])
+        self.engine.put_file(self.container, d, "probe.sh", PROBE_SCRIPT.read_bytes(), mode=0o755)
+        code, out = self.engine.exec_capture(self.container, ["bash", f"{d}/probe.sh", src])
+        fxi = parse_probe(out)
+        if code != 0 or fxi.errors:
+            raise StageError(f"no FlagCX checkout at {src} in {self.container}"
+                             + (f" ({fxi.errors[0]})" if fxi.errors else ""),
+                             "run the build stage first: containerctl exec-stage build")
+        return fxi
 
     def run_one(self, sd: StageDef, run_id: str, force: bool) -> StageOutcome:
         from ..results import store
         log_path = store.run_dir(run_id) / "logs" / f"{sd.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started, t0 = now(), time.monotonic()
+        ctx = self.ctx
         with open(log_path, "ab") as logf:
             def log_text(s: str):
                 logf.write((s if s.endswith("\n") else s + "\n").encode())
@@ -368,10 +633,18 @@ class Pipeline:
             if sd.host_prepare == "flagcx_source":
                 source = resolve_source(self.profile, self.options.get("source"))
                 extra = source_identity(*source)
-            script = render(sd, self.ctx)
+            early_error: StageError | None = None
+            if sd.needs_flagcx and not sd.host_prepare:
+                try:
+                    self.interface = self.probe_flagcx()
+                    ctx = make_context(self.profile, self.options, self.interface)
+                except StageError as exc:
+                    early_error = exc
+            script = render(sd, ctx)
             inputs = self.inputs_hash(sd, script, extra)
             prev = self.state["stages"].get(sd.name, {})
-            if not force and prev.get("status") == "passed" and prev.get("inputs") == inputs:
+            if not force and early_error is None and prev.get("status") == "passed" \
+                    and prev.get("inputs") == inputs:
                 oc = StageOutcome(sd.name, "skipped",
                                   f"already passed in run {prev.get('run_id')} with the same "
                                   "inputs (--force to rerun)")
@@ -392,14 +665,25 @@ class Pipeline:
                     del pending[:i + 1]
 
             fp = ""
+            timeout = int(self.options.get("timeout") or
+                          self.profile.stages.timeouts.get(sd.name, sd.timeout))
+            extra_checks: list[dict] = []
             try:
+                if early_error is not None:
+                    raise early_error
                 if sd.assets:
                     self._copy_assets(sd)
                 if sd.host_prepare == "flagcx_source":
                     fp = prepare_source(self.engine, self.container, self.profile, log_text,
                                         source, extra)
-                timeout = int(self.options.get("timeout") or
-                              self.profile.stages.timeouts.get(sd.name, sd.timeout))
+                    if sd.needs_flagcx:
+                        self.interface = self.probe_flagcx()
+                        extra_checks = self._offline_substitutions(log_text)
+                        ctx = make_context(self.profile, self.options, self.interface)
+                        script = render(sd, ctx)
+                if self.interface is not None and sd.needs_flagcx:
+                    for ln in self.interface.describe():
+                        log_text(f"probe: {ln}")
                 code, outcome = exec_stage_script(self.engine, self.container, script, sd.name,
                                                   timeout, on_output)
             except KeyboardInterrupt:
@@ -407,34 +691,45 @@ class Pipeline:
             except StageError as exc:
                 code, outcome = 1, "ok"
                 log_text(f"error: {exc.message}")
+                if exc.hint:
+                    log_text(f"  fix: {exc.hint}")
                 buf.extend(f"error: {exc.message}\n".encode())
             if pending:
                 self.echo(sd.name, pending.decode("utf-8", "replace"))
         text = buf.decode("utf-8", "replace")
         try:
-            metrics, checks, repro = C.run_parser(sd.parse, text, self.ctx)
+            metrics, checks, repro = C.run_parser(sd.parse, text, ctx)
         except Exception as exc:  # a parser bug must not lose the run
             metrics, checks, repro = {}, [{"name": "parse", "ok": False,
                                            "detail": f"parser {sd.parse} failed: {exc}"}], {}
+        checks = extra_checks + checks
+        if self.interface is not None and sd.needs_flagcx:
+            repro = dict(repro, flagcx_version=self.interface.version,
+                         flagcx_commit=self.interface.commit)
+            if sd.host_prepare:
+                metrics["flagcx_interface"] = self.interface.to_dict()
         if outcome == "timeout":
             status, msg = "timeout", f"timed out after {timeout}s; the stage's processes were killed"
         elif outcome == "interrupted":
             status, msg = "interrupted", "interrupted; the stage's processes were killed"
         elif code != 0:
             status = "failed"
-            tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
-            msg = f"exit code {code}: {tail[0][:200]}"
             bad = [c for c in checks if c.get("ok") is False]
-            if bad:
-                msg = f"{bad[0]['name']}: {bad[0]['detail']} (exit code {code})"
+            cause = failure_cause(text, ctx)
+            msg = f"exit code {code}: {cause}"
+            if bad and not bad[0]["name"].endswith(" built"):
+                msg = f"{bad[0]['name']}: {bad[0]['detail']} (exit code {code}); {cause}"
             gone = self._container_gone(wait=2.0 if code in (137, 143, 255) else 0.0)
             if gone:
                 msg = f"{gone} during the stage (exit code {code}); {msg}"
         else:
             bad = [c for c in checks if c.get("ok") is False]
             status = "failed" if bad else "passed"
+            n_ok = sum(1 for c in checks if c.get("ok"))
+            n_skip = sum(1 for c in checks if c.get("ok") is None)
             msg = (f"{bad[0]['name']}: {bad[0]['detail']}" if bad else
-                   f"{sum(1 for c in checks if c.get('ok'))} checks passed")
+                   f"{n_ok} checks passed" + (f", {n_skip} not checkable (see the record)"
+                                               if n_skip else ""))
         oc = StageOutcome(sd.name, status, msg)
         rec = self._record(run_id, sd, oc, time.monotonic() - t0, code, metrics=metrics,
                            checks=checks, repro=repro, started=started, source=fp)
@@ -442,6 +737,8 @@ class Pipeline:
         st = {"status": status, "inputs": inputs, "run_id": run_id, "finished": now()}
         if fp:
             st["source"] = fp
+        if sd.host_prepare and self.interface is not None:
+            st["interface"] = self.interface.to_dict()
         self.state["stages"][sd.name] = st
         if status != "passed":
             # a failed stage invalidates what came after it
@@ -452,6 +749,24 @@ class Pipeline:
         if outcome == "interrupted":
             raise KeyboardInterrupt
         return oc
+
+    def _offline_substitutions(self, log_text) -> list[dict]:
+        """Empty submodules of a release tarball, filled from the system, or a clear error."""
+        subs, problems = self.interface.substitutions()
+        checks = []
+        for sub in subs:
+            log_text(f"offline checkout: {sub['submodule']} is empty here; using {sub['with']}")
+            checks.append({"name": f"{sub['submodule']} substituted", "ok": True,
+                           "detail": f"empty in this checkout; built with {sub['with']}"})
+        if problems:
+            raise StageError(problems[0], "see the build log for the probe's findings")
+        want = [f.split("=", 1)[0] for f in self.profile.flagcx.make_flags]
+        known = set(self.interface.make_flags)
+        unknown = [w for w in want if known and w.startswith("USE_") and w not in known]
+        if unknown:
+            log_text(f"warning: this checkout's Makefile does not mention {', '.join(unknown)} "
+                     f"(it knows {' '.join(sorted(known))})")
+        return checks
 
     def _container_gone(self, wait: float = 0.0) -> str | None:
         """Why the stage's container is no longer running, if it is not. A killed exec can end

@@ -1,10 +1,33 @@
-# shared prologue of every stage script (rendered by containerctl)
+# shared prologue of every stage script (values arrive as exported CCTL_* variables above)
 set -eo pipefail
-export CCTL_DIR="{{ cctl_dir }}"
 mkdir -p "$CCTL_DIR"
 source_env() {
   for f in "$CCTL_DIR"/mpi.env "$CCTL_DIR"/ccl.env; do [ -f "$f" ] && . "$f"; done
   return 0
 }
-{% for k, v in stage_env.items() %}export {{ k }}={{ v | shq }}
-{% endfor %}
+# a list value: one element per line → a bash array (`lines_to ARR "$CCTL_X"`)
+lines_to() { local -n _arr=$1; _arr=(); [ -n "$2" ] && mapfile -t _arr <<< "$2"; return 0; }
+# make's path variables from the profile and from deps
+path_vars() {
+  pvars=()
+  [ -n "$CCTL_DEVICE_HOME" ] && pvars+=("DEVICE_HOME=$CCTL_DEVICE_HOME")
+  [ -n "${CCL_HOME:-}" ] && pvars+=("CCL_HOME=$CCL_HOME")
+  [ -n "${MPI_HOME:-}" ] && pvars+=("MPI_HOME=$MPI_HOME")
+  return 0
+}
+# the MPI launcher for NRANKS ranks on this host, as the array `launcher`
+mpi_launcher() {
+  local n=$1 v
+  launcher=("$CCTL_MPIRUN" -np "$n")
+  if [ "$CCTL_MPI_FLAVOUR" = openmpi ]; then
+    launcher+=(--allow-run-as-root --oversubscribe --bind-to none)
+    command -v ssh >/dev/null 2>&1 || launcher+=(--mca plm_rsh_agent false)
+    # the runbook's fix for the openib BTL warning, only where that BTL exists
+    ls "$MPI_HOME"/lib*/openmpi/mca_btl_openib.so >/dev/null 2>&1 && launcher+=(--mca btl ^openib)
+    for v in $CCTL_EXPORT_NAMES; do [ -n "${!v+x}" ] && launcher+=(-x "$v"); done
+  else
+    for v in $CCTL_EXPORT_NAMES; do [ -n "${!v+x}" ] && launcher+=(-genv "$v" "${!v}"); done
+  fi
+  local extra; lines_to extra "$CCTL_MPIRUN_ARGS"
+  launcher+=("${extra[@]}")
+}

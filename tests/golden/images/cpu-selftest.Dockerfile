@@ -17,7 +17,9 @@ RUN set -eux; \
         git \
         iproute2 \
         less \
+        libgtest-dev \
         make \
+        nlohmann-json3-dev \
         procps; \
     apt-get clean; \
     rm -rf /var/lib/apt/lists/*
