@@ -66,7 +66,7 @@ def run_cmd(profile: str = "cpu-selftest", name: Optional[str] = None,
     p = load_profile(profile, set_)
     engine = get_engine()
     view = make_view(quiet, verbose, title=f"containerctl run · {p.name}")
-    with view:
+    with view:          # one live view from the image build to the last stage
         res = lifecycle.up(engine, p, name, on_line=view.up_line, on_status=view.up_status)
         if quiet:
             import sys
@@ -74,11 +74,11 @@ def run_cmd(profile: str = "cpu-selftest", name: Optional[str] = None,
                 sys.stderr.write(f"{res.name}: {res.action}\n")
         else:
             view.up_done(f"{res.name}: {'up to date' if res.action == 'noop' else res.action}")
-    view.title = f"containerctl run · {p.name} → {res.name}"
-    pipe = Pipeline(engine, p, res.name, _opts(coll, all_colls, source, timeout, "run"),
-                    **pipeline_callbacks(Pipeline, view))
-    stages = pipe.select(from_, until, only)
-    return _pipe_run(view, pipe, stages, force=force)
+        view.title = f"containerctl run · {p.name} → {res.name}"
+        pipe = Pipeline(engine, p, res.name, _opts(coll, all_colls, source, timeout, "run"),
+                        **pipeline_callbacks(Pipeline, view))
+        stages = pipe.select(from_, until, only)
+        return _pipe_run(view, pipe, stages, force=force)
 
 
 def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str] = None,

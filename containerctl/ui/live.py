@@ -33,6 +33,8 @@ class LiveView(View):
 
     def __enter__(self):
         from rich.live import Live
+        if self.live is not None:      # already showing (run: up, then the stages)
+            return self
         self.live = Live(console=self.console, refresh_per_second=8, transient=True,
                          redirect_stdout=False, redirect_stderr=False, get_renderable=self.render)
         self.live.start()
@@ -57,16 +59,20 @@ class LiveView(View):
     def stage_grid(self, now: float, final: bool = False):
         from rich.table import Table
         from rich.text import Text
-        g = Table.grid(padding=(0, 1))
-        g.add_column(width=1, no_wrap=True)
-        g.add_column(no_wrap=True, min_width=6)
-        g.add_column(justify="right", no_wrap=True, min_width=6)
-        g.add_column(no_wrap=True, overflow="crop", ratio=1)
         m = self.model
         rows = []
         if m.up.state != "pending" and not final:
             rows.append(m.up)
         rows += list(m.stages.values())
+        # fixed widths: the last column is cropped to what is left, so rich never squeezes
+        # the icon or the stage name to fit a narrow terminal
+        namew = max([6] + [len(st.name) for st in rows])
+        textw = max(10, self.console.size.width - (1 + namew + 7 + 3))
+        g = Table.grid(padding=(0, 1))
+        g.add_column(width=1, no_wrap=True)
+        g.add_column(width=namew, no_wrap=True)
+        g.add_column(justify="right", no_wrap=True, width=7)
+        g.add_column(no_wrap=True, overflow="crop", width=textw)
         for st in rows:
             icon, style = _icon(st, now)
             el = st.elapsed(now)

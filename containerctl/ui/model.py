@@ -154,7 +154,9 @@ class RunModel:
                 return
             if not filters.is_shown(line):
                 return
-            st.last = line.strip()
+            cur = self.colls.get(self.current_coll or "")
+            if not (cur and cur.rows and not cur.done):   # a sweep in progress keeps its n/total
+                st.last = line.strip()
             st.tail.append(line.rstrip())
         self.listener("line", stage, text=line)
 

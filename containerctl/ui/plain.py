@@ -103,7 +103,8 @@ class PlainView(View):
         self._titled: set[tuple[str, str]] = set()
 
     def _say(self, stage: str, text: str) -> None:
-        self.out.write(f"{time.strftime('%H:%M:%S')} {stage:<6}  {text}\n")
+        w = max([6] + [len(n) for n in self.model.stages])
+        self.out.write(f"{time.strftime('%H:%M:%S')} {stage:<{w}}  {text}\n")
         self.out.flush()
 
     def up_done(self, text: str) -> None:
