@@ -183,9 +183,11 @@ def test_quiet_summary_is_one_verdict_per_stage(tmp_path, monkeypatch):
     lines = out.getvalue().splitlines()
     assert code == 1
     assert lines[0].split()[:3] == ["deps", "passed", "1.0s"] and lines[1].split()[:3] == ["perf", "failed", "2.0s"]
-    assert "first error: make: *** [Makefile:9: perf_x] Error 1" in out.getvalue()
+    first = [ln for ln in lines if ln.strip().startswith("first error")]
+    assert len(first) == 1 and first[0].endswith("make: *** [Makefile:9: perf_x] Error 1")
     assert lines[-1] == f"results: {store.run_dir(rid)}"
     assert len(lines) <= 2 + 2 + 1
+    assert any(ln.strip() == f"log: {store.run_dir(rid) / 'logs' / 'perf.log'}" for ln in lines)
 
 
 def test_plain_summary_shows_a_failure_in_one_screen(tmp_path, monkeypatch):
@@ -194,7 +196,7 @@ def test_plain_summary_shows_a_failure_in_one_screen(tmp_path, monkeypatch):
     from containerctl.ui.failure import failure_blocks
     rid = store.start_run("p", stages=["build"])["run_id"]
     body = ["Compiling a.c"] * 40 + ["src/a.c:3:10: fatal error: nccl.h: No such file or directory", "compilation terminated.",
-                                     "make: *** [Makefile:12: build/obj/a.o] Error 1"]
+                                     "make: *** [Makefile:12: build/obj/a.o] Error 1", "=== containerctl end coll=x rc=2 ==="]
     store.log_path(rid, "build").write_text("\n".join(body) + "\n")
     store.write_stage(rid, store.stage_record(rid, "build", status="failed", started=store.now_iso(), exit_code=2,
                                               message="exit code 2: make: *** Error 1", log="logs/build.log"))
@@ -206,6 +208,7 @@ def test_plain_summary_shows_a_failure_in_one_screen(tmp_path, monkeypatch):
     assert "make: *** [Makefile:12: build/obj/a.o] Error 1" in text  # the last lines
     assert str(store.run_dir(rid) / "logs" / "build.log") in text
     assert len(lines) <= 16                                       # one screen
+    assert not any(filters.is_protocol_line(ln.strip()) for ln in lines)
 
 
 def test_fmt_elapsed():

@@ -35,9 +35,12 @@ def summarize(text: str, log_path: str) -> str:
     except ImportError:
         return _fallback(text, log_path)
     try:
-        return summarize_failure(text, log_path)
+        out = summarize_failure(text, log_path)
     except Exception:     # a helper's bug must not hide the failure itself
         return _fallback(text, log_path)
+    # protocol lines and traces stay in the log, here too
+    from .filters import is_protocol_line
+    return "\n".join(ln for ln in out.splitlines() if not is_protocol_line(ln.strip()))
 
 
 def failure_blocks(run: dict[str, Any]) -> list[tuple[str, list[str]]]:

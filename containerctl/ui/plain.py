@@ -175,7 +175,7 @@ class QuietView(View):
         except Exception:
             run = None
         for title, lines in failure_blocks(run) if run else []:
-            first = next((ln for ln in lines if ln.startswith("first error:")), None)
+            first = next((ln for ln in lines if ln.startswith("first error")), None)
             log = next((ln for ln in lines if ln.startswith("log:")), None)
             for ln in (first, log):
                 if ln:
