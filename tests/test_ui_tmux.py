@@ -25,7 +25,7 @@ SLOW_PERF = ["--set", "stages.perf.end=16M", "--set", "stages.perf.iters=40"]
 # the stages this view is about (the selftest's unittest stage is another test's subject)
 ONLY = ["--only", "deps", "--only", "build", "--only", "perf"]
 PROTOCOL = ("DEP ", "=== containerctl", "CCTL_", "FLAGCX_PROBE", "FLAGCX_COMMIT=")
-BUFFER_RE = re.compile(r"^\s*(?:\d\d:\d\d:\d\d \S+\s+)?(?:sendbuff|recvbuff) =")   # -p 1 dumps
+BUFFER_RE = re.compile(r"^\s*(?:\d\d:\d\d:\d\d \S+\s+)?(?:rank \d+ )?(?:sendbuff|recvbuff) =")   # -p 1 dumps
 ROW_RE = re.compile(r"^\s+(\d+ [KMG]iB)\s+\d+\.\d{6}\s+\d+\.\d+\s+\d+\.\d+\s*$")
 
 

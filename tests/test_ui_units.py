@@ -64,8 +64,10 @@ def test_people_lines_are_not_protocol(line):
 
 
 def test_buffer_dumps_and_sweep_headers_are_not_shown():
-    for line in ("sendbuff = 0.0 1.0", "[1,0]<stdout>:recvbuff = 0.0 2.0", "#", "# datatype: float, op: sum"):
+    for line in ("sendbuff = 0.0 1.0", "[1,0]<stdout>:recvbuff = 0.0 2.0", "#", "# datatype: float, op: sum",
+                 "rank 1 sendbuff = 0.000000 2.000000", "rank 0 all-reduce correctness = 1"):
         assert not filters.is_shown(line), line
+    assert filters.is_shown("rank 0 all-reduce correctness = 0")      # a wrong verdict is shown
 
 
 def test_markers_parse():

@@ -8,7 +8,10 @@ import re
 
 PROTOCOL_PREFIXES = ("DEP ", "=== containerctl ", "CCTL_", "FLAGCX_PROBE ", "FLAGCX_COMMIT=")
 _TRACE_RE = re.compile(r"^\++ ")          # `+ cmd`, `++ nproc`, `+++ …` (nested set -x)
-_BUFFER_RE = re.compile(r"^\s*(?:sendbuff|recvbuff)\s*=")
+_BUFFER_RE = re.compile(r"^\s*(?:rank\s+\d+\s+)?(?:sendbuff|recvbuff)\s*=")
+# FlagCX's own per-size verdict with -p 1 (`rank 0 all-reduce correctness = 1`): recorded as a
+# check; only a wrong one (= 0) is worth a person's eye while it runs
+_VERDICT_OK_RE = re.compile(r"^\s*(?:rank\s+\d+\s+)?[\w-]+ correctness\s*=\s*1\s*$")
 _SWEEP_RE = re.compile(r"^\s*#(?:\s*$|\s*datatype:)")
 
 
@@ -20,13 +23,14 @@ def is_protocol_line(line: str) -> bool:
 
 def is_shown(line: str) -> bool:
     """A line worth a person's eye: not protocol, not blank, not a `-p 1` buffer dump
-    (sendbuff = …/recvbuff = …, checked and recorded, never read off the screen), not the `#`
+    (sendbuff = …/recvbuff = …, checked and recorded, never read off the screen) nor a passing
+    per-size verdict (`rank 0 all-reduce correctness = 1`), not the `#`
     sweep header (the perf table shows datatype and op)."""
     from ..results.parsers import strip_prefix
     if not line.strip() or is_protocol_line(line):
         return False
     s = strip_prefix(line)
-    return not (_BUFFER_RE.match(s) or _SWEEP_RE.match(s))
+    return not (_BUFFER_RE.match(s) or _SWEEP_RE.match(s) or _VERDICT_OK_RE.match(s))
 
 
 _DEP_RE = re.compile(r"^DEP\s+(\S+)\s+status=(\S+)\s*(.*)$")
