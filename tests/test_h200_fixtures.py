@@ -43,12 +43,15 @@ def test_nccl_tests_real_output():
 
 def test_torch_example_real_output():
     parsed = P.parse_torch_example((H / "h200x1_torch_example.log").read_text())
-    checks = P.check_torch_example(parsed)
+    checks = P.check_torch_example(parsed, 1)
     assert checks and all(c.ok for c in checks), [c.to_dict() for c in checks]
     broken = (H / "h200x1_torch_example.log").read_text().replace(
         "after allreduce max with FLAGCX_GROUP1: y = tensor([0.6259]",
         "after allreduce max with FLAGCX_GROUP1: y = tensor([0.9999]")
-    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken)))
+    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken), 1))
+    # the same 1-rank log is a failure when the profile configured 2 ranks
+    two = {c.name: c for c in P.check_torch_example(parsed, 2)}
+    assert two["torch allreduce ranks"].ok is False
 
 
 def test_flagos_host_api_layout_real_output():
@@ -97,9 +100,36 @@ def test_x2_container_costs_no_bandwidth():
 
 def test_x2_torch_example_two_ranks():
     text = (H / "h200x2_torch.log").read_text()
-    checks = P.check_torch_example(P.parse_torch_example(text))
+    checks = P.check_torch_example(P.parse_torch_example(text), 2)
     assert checks and all(c.ok for c in checks), [c.to_dict() for c in checks]
     broken = text.replace("rank 1 after allreduce sum with FLAGCX_GROUP1: x = tensor([1.0638",
                           "rank 1 after allreduce sum with FLAGCX_GROUP1: x = tensor([1.5000")
     assert broken != text
-    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken)))
+    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(broken), 2))
+
+
+# --- FlagCX v0.13.0 on 2 × H200 (real, 2026-11-30) ---------------------------------------------
+
+def test_v013_torch_example_two_runs_and_shared_lines():
+    """`-o allreduce`, then `-o all` (broadcast, reduce, … lines too; two ranks' lines sharing one line)."""
+    text = (H / "h200x2_v0.13.0_torch.log").read_text()
+    assert "device='cuda:0')rank 1 before allreduce:" in text
+    parsed = P.parse_torch_example(text)
+    assert len(parsed.rounds) == 2 and all(set(r) == {0, 1} for r in parsed.rounds)
+    checks = P.check_torch_example(parsed, 2)
+    assert len(checks) == 10 and all(c.ok for c in checks), [c.to_dict() for c in checks]
+    broken = text.replace("rank 0 after allreduce min with FLAGCX_GROUP1: x = tensor([0.2275, 0.6397], device='cuda:0')rank 1",
+                          "rank 0 after allreduce min with FLAGCX_GROUP1: x = tensor([0.8617, 0.6397], device='cuda:0')rank 1")
+    assert broken != text
+    bad = {c.name: c for c in P.check_torch_example(P.parse_torch_example(broken), 2)}
+    assert bad["torch allreduce min (run 2)"].ok is False and bad["torch allreduce min (run 1)"].ok is True
+
+
+def test_v013_perf_p1_every_collective_judged_without_a_false_fail():
+    text = (H / "h200x2_v0.13.0_perf_p1.log").read_text()
+    verdicts = {}
+    for part in text.split("=== coll=")[1:]:
+        coll = part.split()[0]
+        verdicts[coll] = P.check_collective(coll, part, 2).ok
+    assert verdicts == {"allreduce": True, "allgather": True, "broadcast": True, "reduce": None, "reducescatter": None,
+                        "alltoall": None, "gather": None, "scatter": None, "sendrecv": None}

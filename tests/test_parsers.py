@@ -94,12 +94,13 @@ def test_perf_roundtrip_through_the_printf_format(rows, prefix):
 
 def test_buffers_pair_with_sizes_and_allreduce_check_uses_nranks():
     text = read(HW / "flagcx_allreduce_p1_4ranks.txt")
-    samples = P.parse_perf_buffers(text)
-    assert [s.size for s in samples] == [131072, 262144, 524288, 1048576]
-    assert samples[0].sendbuff == [float(i % 10) for i in range(10)]
-    ok = P.check_allreduce_sum(samples, 4)
-    assert ok.ok is True, ok.detail
-    wrong = P.check_allreduce_sum(samples, 2)
+    p = P.parse_perf_buffers(text)
+    assert p.sizes == [131072, 262144, 524288, 1048576]
+    sends = p.of("send")
+    assert [p.size_of(l.seq) for l in sends] == p.sizes and sends[0].values == [float(i % 10) for i in range(10)]
+    ok = P.check_collective("allreduce", p, 4)
+    assert ok.ok is True and ok.compared == 4, ok.detail
+    wrong = P.check_collective("allreduce", p, 2)
     assert wrong.ok is False
     assert "size 131072" in wrong.detail and "expected 2" in wrong.detail
 
@@ -109,31 +110,22 @@ def test_allreduce_check_catches_one_corrupted_value():
     lines = text.splitlines()
     last_recv = max(i for i, l in enumerate(lines) if l.startswith("recvbuff"))
     lines[last_recv] = lines[last_recv].replace("12.000000", "13.000000", 1)
-    c = P.check_allreduce_sum(P.parse_perf_buffers("\n".join(lines)), 4)
+    c = P.check_collective("allreduce", "\n".join(lines), 4)
     assert c.ok is False
     assert "size 1048576" in c.detail and "recvbuff[3] = 13" in c.detail
 
 
 def test_allreduce_check_without_buffers_is_undecided_not_passed():
-    c = P.check_allreduce_sum(P.parse_perf_buffers(read(RB / "a800_allreduce.txt")), 2)
-    assert c.ok is None and "-p 1" in c.detail
+    c = P.check_collective("allreduce", P.parse_perf_buffers(read(RB / "a800_allreduce.txt")), 2)
+    assert c.ok is None and c.detail == P.NO_BUFFERS
 
 
-def test_allgather_and_broadcast_checks_both_generations():
-    ag = "sendbuff = 0.000000\nComm size: 131072 bytes; Elapsed time: 0.000079 sec; Algo bandwidth: 1.6 GB/s; Bus bandwidth: 1.4 GB/s\n" \
-         "recvbuff = 0.000000 1.000000 2.000000 3.000000 \n"
-    assert P.check_collective("allgather", P.parse_perf_buffers(ag), 4).ok is True
-    assert P.check_collective("allgather", P.parse_perf_buffers(ag.replace("3.000000", "0.000000")), 4).ok is False
-    # generation 1: buffers filled with i%10; rank 0 must receive what it printed
-    b1 = "root rank is 1\nsendbuff = " + " ".join("%f" % (i % 10) for i in range(10)) + "\nrecvbuff = " + \
-         " ".join("%f" % (i % 10) for i in range(10)) + "\nComm size: 4096 bytes; Elapsed time: 0.1 sec; Algo bandwidth: 1 GB/s; Bus bandwidth: 1 GB/s\n"
-    s1 = P.parse_perf_buffers(b1)
-    assert s1[0].size == 4096 and s1[0].root == 1
-    assert P.check_collective("broadcast", s1, 2).ok is True
-    # generation 2: buffers filled with the rank id; rank 0 must receive the root's id
-    b2 = "root rank is 3\nsendbuff = " + "0.000000 " * 10 + "\nrecvbuff = " + "3.000000 " * 10 + "\n"
-    assert P.check_collective("broadcast", P.parse_perf_buffers(b2), 4).ok is True
-    assert P.check_collective("broadcast", P.parse_perf_buffers(b2.replace("root rank is 3", "root rank is 2")), 4).ok is False
+def test_broadcast_root_lines_count():
+    # 2 ranks, -r -1: both print every round; rank r's data is r
+    b = "".join(f"root rank is {r}\nsendbuff = " + "0.000000 " * 3 + f"\nroot rank is {r}\nsendbuff = " + "1.000000 " * 3
+                + "\n" + f"recvbuff = {r}.000000 {r}.000000 {r}.000000 \n" * 2 for r in (0, 1))
+    assert P.check_collective("broadcast", b, 2).ok is True
+    assert P.check_collective("broadcast", b.replace("root rank is 1", "root rank is 0"), 2).ok is False
 
 
 @pytest.mark.parametrize("coll", ["reduce", "alltoall", "reducescatter", "gather", "scatter", "sendrecv"])
@@ -250,8 +242,21 @@ def test_torch_missing_rank_or_no_output_fails():
     lines = [l for l in read(RB / "torch_p800.txt").splitlines() if not l.startswith("rank 1 after allreduce sum")]
     checks = {c.name: c for c in P.check_torch_example(P.parse_torch_example("\n".join(lines)))}
     assert checks["torch allreduce sum"].ok is False and "only rank(s) [0]" in checks["torch allreduce sum"].detail
-    empty = P.check_torch_example(P.parse_torch_example("NCCL debug information disabled.\n"))
-    assert len(empty) == 1 and empty[0].ok is False
+    empty = P.check_torch_example(P.parse_torch_example("NCCL debug information disabled.\n"), 2)
+    assert len(empty) == 1 and empty[0].ok is False and empty[0].detail == "example.py printed no result lines"
+
+
+@pytest.mark.parametrize("name", ["a800", "p800"])
+def test_torch_fewer_ranks_than_configured_fails(name):
+    text = read(RB / f"torch_{name}.txt")
+    assert all(c.ok for c in P.check_torch_example(P.parse_torch_example(text), 2))
+    only0 = "\n".join(l for l in text.splitlines() if not l.startswith("rank 1 "))
+    checks = {c.name: c for c in P.check_torch_example(P.parse_torch_example(only0), 2)}
+    assert checks["torch allreduce ranks"].ok is False and "from rank(s) [1]" in checks["torch allreduce ranks"].detail
+    assert checks["torch allreduce min"].ok is False
+    # the same 1-rank log is whole when 1 rank was configured... and wrong when 4 were
+    assert checks["torch allreduce ranks"].ok is False
+    assert not all(c.ok for c in P.check_torch_example(P.parse_torch_example(text), 4))
 
 
 def test_torch_prefixed_wrapped_scientific_tensors():

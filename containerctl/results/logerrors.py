@@ -77,14 +77,14 @@ def _classify(line: str) -> str | None:
     s = line.strip()
     if not s:
         return None
+    if _KILLED.search(s):  # before the rest: `g++: fatal error: Killed signal …`, `mpirun noticed … signal 9`
+        return "killed"
     if _COMPILER.search(s):
         return "nccl-api" if _nccl_symbol(s) else "compiler"
     if _LINKER.search(s):
         return "linker"
     if _MPIRUN.search(s):
         return "mpirun"
-    if _KILLED.search(s):
-        return "killed"
     if _PIP.search(s):
         return "pip"
     if _SETUPTOOLS.search(s):

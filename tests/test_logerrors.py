@@ -1,0 +1,77 @@
+"""First real error of a log, failure summaries, the NCCL adaptor mismatch line: on real H200 logs and
+on planted excerpts in the tools' exact shapes (tests/fixtures/handwritten/logs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from containerctl.results import logerrors as L
+
+FIX = Path(__file__).parent / "fixtures"
+LOGS = FIX / "handwritten" / "logs"
+H = FIX / "h200"
+
+
+@pytest.mark.parametrize("name,kind,needle", [
+    ("build_nccl_adaptor.log", "nccl-api", "nccl_adaptor.cc:132:5: error: 'NCCL_DEV_COMM_REQUIREMENTS_INITIALIZER' was not declared"),
+    ("link_mpi.log", "linker", "undefined reference to `MPI::Comm::Comm()'"),
+    ("torch_adaptor_option.log", "setuptools", "error: option --adaptor not recognized"),
+    ("torch_traceback.log", "python", "RuntimeError: flagcx error: cannot load _C"),
+    ("mpirun_no_ssh.log", "mpirun", "FORCE-TERMINATE AT Not found:-13"),
+    ("mpirun_not_found.log", "mpirun", "mpirun was unable to launch the specified application"),
+    ("killed.log", "killed", "g++: fatal error: Killed signal terminated program cc1plus"),
+    ("oom_signal9.log", "killed", "exited on signal 9 (Killed)"),
+    ("pip_fail.log", "pip", "ERROR: Could not find a version that satisfies the requirement setuptools>=64"),
+])
+def test_first_error_on_planted_logs(name, kind, needle):
+    e = L.first_error((LOGS / name).read_text())
+    assert e is not None and e.kind == kind and needle in e.line, e
+    assert (LOGS / name).read_text().splitlines()[e.lineno - 1].endswith(e.line)
+
+
+def test_compiler_line_is_preferred_over_the_make_lines_around_it():
+    text = (LOGS / "build_nccl_adaptor.log").read_text()
+    e = L.first_error(text)
+    assert e.lineno == 6 and "warning" not in e.line
+    # with the compiler line gone, the make line is what is left
+    rest = "\n".join(l for l in text.splitlines() if ": error:" not in l)
+    assert L.first_error(rest).kind == "make" and "Error 1" in L.first_error(rest).line
+
+
+def test_traceback_frames_are_not_the_error_and_prefixes_are_removed():
+    e = L.first_error((LOGS / "torch_traceback.log").read_text())
+    assert e.line == "RuntimeError: flagcx error: cannot load _C" and e.lineno == 6
+
+
+def test_successful_logs_have_no_error():
+    assert L.first_error((LOGS / "quiet_success.log").read_text()) is None
+    for f in ("h200x2_torch.log", "h200x2_perf_all.log", "h200x2_v0.13.0_perf_p1.log", "h200x2_v0.13.0_torch.log"):
+        assert L.first_error((H / f).read_text()) is None, f
+    assert L.first_error("") is None
+
+
+def test_real_unittest_build_log_names_the_missing_gtest_objects():
+    e = L.first_error((H / "h200x2_v0.13.0_unit_build.log").read_text())
+    assert e.kind == "make" and "No rule to make target" in e.line and "gtest-all.o" in e.line
+
+
+def test_summarize_failure_has_error_tail_and_path():
+    s = L.summarize_failure((LOGS / "link_mpi.log").read_text(), "/r/logs/perf.log")
+    lines = s.splitlines()
+    assert lines[0].startswith("first error (line 3, linker): ") and "undefined reference" in lines[0]
+    assert lines[1] == "last lines:" and lines[-1] == "log: /r/logs/perf.log"
+    assert lines[-2].strip().startswith("make: *** [Makefile:30") and len(lines) == 1 + 1 + 5 + 1
+    empty = L.summarize_failure("", "/x.log")
+    assert "empty" in empty and "first error" not in empty
+
+
+def test_nccl_api_mismatch_fix_line():
+    text = (LOGS / "build_nccl_adaptor.log").read_text()
+    fix = L.nccl_api_mismatch(text, "2.28.9", "/opt/nccl")
+    assert fix == ("this FlagCX release's NCCL adaptor does not match NCCL 2.28.9 found at /opt/nccl: use the NCCL "
+                   "version this release was written for, or a newer FlagCX")
+    unicode_quotes = "nccl_adaptor.cc:88:3: error: ‘ncclDevComm’ has no member named ‘lsaRank’\n"
+    assert L.nccl_api_mismatch(unicode_quotes, "2.27.3") is not None
+    assert L.nccl_api_mismatch((LOGS / "link_mpi.log").read_text(), "2.28.9") is None
+    assert L.nccl_api_mismatch("foo.cc:1:1: error: 'bar' was not declared in this scope\n", "2.28.9") is None
