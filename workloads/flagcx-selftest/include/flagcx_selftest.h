@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define FLAGCX_SELFTEST_VERSION_CODE 100 /* 0.1.0 */
+#define FLAGCX_SELFTEST_VERSION_CODE 200 /* 0.2.0 */
 
 typedef enum {
   flagcxSelftestSuccess = 0,
@@ -28,17 +28,35 @@ typedef enum {
   flagcxSelftestSystemError = 4
 } flagcxSelftestResult_t;
 
-/* Only float is implemented; the enum exists so that callers name what they mean. */
-typedef enum { flagcxSelftestFloat = 0 } flagcxSelftestDataType_t;
+/* Element types (the ones MPI has; no half / bfloat16). */
+typedef enum {
+  flagcxSelftestFloat = 0,
+  flagcxSelftestDouble = 1,
+  flagcxSelftestInt8 = 2,
+  flagcxSelftestUint8 = 3,
+  flagcxSelftestInt32 = 4,
+  flagcxSelftestUint32 = 5,
+  flagcxSelftestInt64 = 6,
+  flagcxSelftestUint64 = 7,
+  flagcxSelftestNumTypes = 8
+} flagcxSelftestDataType_t;
 
-/* Only sum is implemented. */
-typedef enum { flagcxSelftestSum = 0 } flagcxSelftestRedOp_t;
+typedef enum {
+  flagcxSelftestSum = 0,
+  flagcxSelftestProd = 1,
+  flagcxSelftestMax = 2,
+  flagcxSelftestMin = 3,
+  flagcxSelftestNumOps = 4
+} flagcxSelftestRedOp_t;
 
 typedef struct flagcxSelftestComm *flagcxSelftestComm_t;
 
 const char *flagcxSelftestGetErrorString(flagcxSelftestResult_t result);
 flagcxSelftestResult_t flagcxSelftestGetVersion(int *version);
+/* 0 for a value that is not a flagcxSelftestDataType_t. */
 size_t flagcxSelftestTypeSize(flagcxSelftestDataType_t datatype);
+/* A JSON object: {"generation":"<interface generation>","name":"FlagCX stand-in (selftest)","version":N} */
+const char *flagcxSelftestGetBuildInfo(void);
 
 /* A communicator over all ranks of MPI_COMM_WORLD (duplicated). */
 flagcxSelftestResult_t flagcxSelftestCommInitWorld(flagcxSelftestComm_t *comm);
@@ -85,6 +103,26 @@ flagcxSelftestResult_t flagcxSelftestScatter(const void *sendbuff, void *recvbuf
 flagcxSelftestResult_t flagcxSelftestSendRecv(const void *sendbuff, void *recvbuff, size_t count,
                                               flagcxSelftestDataType_t datatype, int sendPeer,
                                               int recvPeer, flagcxSelftestComm_t comm);
+
+/*
+ * Fault injection -- a feature of this stand-in only (FlagCX has nothing like it), for
+ * testing the tools that check FlagCX's results.  The mode is read once per process from
+ * the environment variable SELFTEST_FAULT, else from the file named by SELFTEST_FAULT_FILE,
+ * else from the file .selftest-fault at the root of the source tree the library was built
+ * from (first word of the file).  See README.md, "Fault injection".
+ */
+typedef enum {
+  flagcxSelftestFaultNone = 0,
+  flagcxSelftestFaultCorrupt = 1,      /* allreduce: one element off by one on rank 0 */
+  flagcxSelftestFaultCorruptQuiet = 2, /* same, and the perf verdict line says 1 anyway */
+  flagcxSelftestFaultNoExchange = 3,   /* every collective returns without touching recvbuff */
+  flagcxSelftestFaultExit0 = 4,        /* like corrupt, and every stand-in program exits 0 */
+  flagcxSelftestFaultCrashRank1 = 5,   /* the perf driver's rank 1 aborts after the first size */
+  flagcxSelftestFaultBuild = 6         /* build-time only (unit-test component p2p); no run-time effect */
+} flagcxSelftestFault_t;
+
+flagcxSelftestFault_t flagcxSelftestGetFault(void);
+const char *flagcxSelftestFaultName(flagcxSelftestFault_t fault);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,13 @@
     if (selftestRes_ != flagcxSelftestSuccess) return selftestRes_;                        \
   } while (0)
 
+/* Fault injection (stand-in only): "noexchange" makes every collective return, after its
+ * argument checks, without exchanging anything -- recvbuff is left as it was. */
+#define SELFTEST_NOEXCHANGE_POINT()                                                        \
+  do {                                                                                     \
+    if (selftestFaultIs(flagcxSelftestFaultNoExchange)) return flagcxSelftestSuccess;      \
+  } while (0)
+
 /* Per-rank block counts must fit one MPI int count. */
 static flagcxSelftestResult_t checkBlock(size_t count) {
   return count > (size_t)INT_MAX ? flagcxSelftestNotSupported : flagcxSelftestSuccess;
@@ -31,6 +38,7 @@ flagcxSelftestResult_t flagcxSelftestAllReduce(const void *sendbuff, void *recvb
   SELFTEST_TRY(selftestCheckComm(comm));
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(selftestMpiOp(op, &mop));
+  SELFTEST_NOEXCHANGE_POINT();
   while (done < count) {
     size_t n = chunkOf(count - done);
     SELFTEST_TRY(selftestMpiResult(MPI_Allreduce((const char *)sendbuff + done * esize,
@@ -38,6 +46,12 @@ flagcxSelftestResult_t flagcxSelftestAllReduce(const void *sendbuff, void *recvb
                                                  mop, comm->mpiComm)));
     done += n;
   }
+  /* Fault injection (stand-in only): one element of rank 0's result off by one.  Element 1
+   * (element 0 when there is only one) lies inside the first ten that the perf tests print. */
+  if (comm->rank == 0 && count > 0 &&
+      (selftestFaultIs(flagcxSelftestFaultCorrupt) ||
+       selftestFaultIs(flagcxSelftestFaultCorruptQuiet) || selftestFaultIs(flagcxSelftestFaultExit0)))
+    selftestBumpElement(recvbuff, count > 1 ? 1 : 0, datatype);
   return flagcxSelftestSuccess;
 }
 
@@ -49,6 +63,7 @@ flagcxSelftestResult_t flagcxSelftestAllGather(const void *sendbuff, void *recvb
   SELFTEST_TRY(selftestCheckComm(comm));
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(checkBlock(sendcount));
+  SELFTEST_NOEXCHANGE_POINT();
   return selftestMpiResult(MPI_Allgather(sendbuff, (int)sendcount, type, recvbuff,
                                          (int)sendcount, type, comm->mpiComm));
 }
@@ -64,6 +79,7 @@ flagcxSelftestResult_t flagcxSelftestReduceScatter(const void *sendbuff, void *r
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(selftestMpiOp(op, &mop));
   SELFTEST_TRY(checkBlock(recvcount));
+  SELFTEST_NOEXCHANGE_POINT();
   return selftestMpiResult(MPI_Reduce_scatter_block(sendbuff, recvbuff, (int)recvcount, type,
                                                     mop, comm->mpiComm));
 }
@@ -75,6 +91,7 @@ flagcxSelftestResult_t flagcxSelftestAlltoAll(const void *sendbuff, void *recvbu
   SELFTEST_TRY(selftestCheckComm(comm));
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(checkBlock(count));
+  SELFTEST_NOEXCHANGE_POINT();
   return selftestMpiResult(
       MPI_Alltoall(sendbuff, (int)count, type, recvbuff, (int)count, type, comm->mpiComm));
 }
@@ -87,6 +104,7 @@ flagcxSelftestResult_t flagcxSelftestBroadcast(const void *sendbuff, void *recvb
   SELFTEST_TRY(selftestCheckComm(comm));
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(selftestCheckRoot(comm, root));
+  SELFTEST_NOEXCHANGE_POINT();
   /* MPI_Bcast works in place: the root first copies its input into recvbuff. */
   if (comm->rank == root && sendbuff != recvbuff) memcpy(recvbuff, sendbuff, count * esize);
   while (done < count) {
@@ -109,6 +127,7 @@ flagcxSelftestResult_t flagcxSelftestReduce(const void *sendbuff, void *recvbuff
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(selftestMpiOp(op, &mop));
   SELFTEST_TRY(selftestCheckRoot(comm, root));
+  SELFTEST_NOEXCHANGE_POINT();
   while (done < count) {
     size_t n = chunkOf(count - done);
     SELFTEST_TRY(selftestMpiResult(MPI_Reduce((const char *)sendbuff + done * esize,
@@ -127,6 +146,7 @@ flagcxSelftestResult_t flagcxSelftestGather(const void *sendbuff, void *recvbuff
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(selftestCheckRoot(comm, root));
   SELFTEST_TRY(checkBlock(sendcount));
+  SELFTEST_NOEXCHANGE_POINT();
   return selftestMpiResult(MPI_Gather(sendbuff, (int)sendcount, type, recvbuff, (int)sendcount,
                                       type, root, comm->mpiComm));
 }
@@ -140,6 +160,7 @@ flagcxSelftestResult_t flagcxSelftestScatter(const void *sendbuff, void *recvbuf
   SELFTEST_TRY(selftestMpiType(datatype, &type));
   SELFTEST_TRY(selftestCheckRoot(comm, root));
   SELFTEST_TRY(checkBlock(recvcount));
+  SELFTEST_NOEXCHANGE_POINT();
   return selftestMpiResult(MPI_Scatter(sendbuff, (int)recvcount, type, recvbuff, (int)recvcount,
                                        type, root, comm->mpiComm));
 }

@@ -26,7 +26,17 @@ flagcxSelftestResult_t flagcxSelftestGetVersion(int *version) {
 }
 
 size_t flagcxSelftestTypeSize(flagcxSelftestDataType_t datatype) {
-  return datatype == flagcxSelftestFloat ? sizeof(float) : 0;
+  switch (datatype) {
+  case flagcxSelftestFloat: return sizeof(float);
+  case flagcxSelftestDouble: return sizeof(double);
+  case flagcxSelftestInt8:
+  case flagcxSelftestUint8: return 1;
+  case flagcxSelftestInt32:
+  case flagcxSelftestUint32: return 4;
+  case flagcxSelftestInt64:
+  case flagcxSelftestUint64: return 8;
+  default: return 0;
+  }
 }
 
 flagcxSelftestResult_t selftestMpiResult(int mpiRc) {
@@ -38,18 +48,33 @@ flagcxSelftestResult_t selftestCheckComm(flagcxSelftestComm_t comm) {
 }
 
 flagcxSelftestResult_t selftestMpiType(flagcxSelftestDataType_t datatype, MPI_Datatype *out) {
-  if (datatype != flagcxSelftestFloat) return flagcxSelftestNotSupported;
-  *out = MPI_FLOAT;
+  switch (datatype) {
+  case flagcxSelftestFloat: *out = MPI_FLOAT; break;
+  case flagcxSelftestDouble: *out = MPI_DOUBLE; break;
+  case flagcxSelftestInt8: *out = MPI_INT8_T; break;
+  case flagcxSelftestUint8: *out = MPI_UINT8_T; break;
+  case flagcxSelftestInt32: *out = MPI_INT32_T; break;
+  case flagcxSelftestUint32: *out = MPI_UINT32_T; break;
+  case flagcxSelftestInt64: *out = MPI_INT64_T; break;
+  case flagcxSelftestUint64: *out = MPI_UINT64_T; break;
+  default: return flagcxSelftestNotSupported;
+  }
   return flagcxSelftestSuccess;
 }
 
 flagcxSelftestResult_t selftestMpiOp(flagcxSelftestRedOp_t op, MPI_Op *out) {
-  if (op != flagcxSelftestSum) return flagcxSelftestNotSupported;
-  *out = MPI_SUM;
+  switch (op) {
+  case flagcxSelftestSum: *out = MPI_SUM; break;
+  case flagcxSelftestProd: *out = MPI_PROD; break;
+  case flagcxSelftestMax: *out = MPI_MAX; break;
+  case flagcxSelftestMin: *out = MPI_MIN; break;
+  default: return flagcxSelftestNotSupported;
+  }
   return flagcxSelftestSuccess;
 }
 
 flagcxSelftestResult_t selftestCheckRoot(flagcxSelftestComm_t comm, int root) {
+  if (comm == NULL) return flagcxSelftestInvalidArgument;
   return (root < 0 || root >= comm->nranks) ? flagcxSelftestInvalidArgument
                                             : flagcxSelftestSuccess;
 }
@@ -69,6 +94,7 @@ flagcxSelftestResult_t flagcxSelftestCommInitWorld(flagcxSelftestComm_t *comm) {
   MPI_Comm_set_errhandler(c->mpiComm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(c->mpiComm, &c->rank);
   MPI_Comm_size(c->mpiComm, &c->nranks);
+  selftestAnnounceFault(c->rank);
   *comm = c;
   return flagcxSelftestSuccess;
 }

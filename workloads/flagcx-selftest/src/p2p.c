@@ -12,6 +12,8 @@ flagcxSelftestResult_t flagcxSelftestSendRecv(const void *sendbuff, void *recvbu
   if ((res = selftestMpiType(datatype, &type)) != flagcxSelftestSuccess) return res;
   if ((res = selftestCheckRoot(comm, sendPeer)) != flagcxSelftestSuccess) return res;
   if ((res = selftestCheckRoot(comm, recvPeer)) != flagcxSelftestSuccess) return res;
+  /* Fault injection (stand-in only): return without exchanging, recvbuff untouched. */
+  if (selftestFaultIs(flagcxSelftestFaultNoExchange)) return flagcxSelftestSuccess;
   while (done < count) {
     size_t n = count - done < SELFTEST_MAX_CHUNK ? count - done : SELFTEST_MAX_CHUNK;
     res = selftestMpiResult(MPI_Sendrecv((const char *)sendbuff + done * esize, (int)n, type,

@@ -22,4 +22,11 @@ flagcxSelftestResult_t selftestMpiType(flagcxSelftestDataType_t datatype, MPI_Da
 flagcxSelftestResult_t selftestMpiOp(flagcxSelftestRedOp_t op, MPI_Op *out);
 flagcxSelftestResult_t selftestCheckRoot(flagcxSelftestComm_t comm, int root);
 
+/* Fault injection (stand-in only): see fault.c. */
+int selftestFaultIs(flagcxSelftestFault_t fault);
+/* Add one to element `index` of a buffer of `datatype` (the "corrupt" faults). */
+void selftestBumpElement(void *buf, size_t index, flagcxSelftestDataType_t datatype);
+/* Say on stderr, once per process, which fault is active (rank 0 only). */
+void selftestAnnounceFault(int rank);
+
 #endif
