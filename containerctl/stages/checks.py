@@ -116,7 +116,7 @@ def parse_perf(text: str, ctx: dict):
                    "perf ran with -p 0: no buffers to check")
             checks.append({"name": f"{coll} correctness", "ok": None, "detail": why})
             continue
-        for c in _oracle(coll, chunk, nranks):
+        for c in _oracle(coll, chunk, nranks, (ctx.get("perf") or {}).get("op")):
             checks.append(c)
     metrics = {"collectives": colls}
     refs = ctx.get("references")
@@ -136,9 +136,9 @@ def parse_perf(text: str, ctx: dict):
     return metrics, checks, {}
 
 
-def _oracle(coll: str, chunk: str, nranks: int) -> list[dict]:
+def _oracle(coll: str, chunk: str, nranks: int, op: str | None = "sum") -> list[dict]:
     """The perf correctness checks for one collective's output (results/parsers.py)."""
-    c = P.check_collective(coll, P.parse_perf_buffers(chunk), nranks)
+    c = P.check_collective(coll, P.parse_perf_buffers(chunk), nranks, op=op or "sum")
     return [x.to_dict() for x in (c if isinstance(c, list) else [c])]
 
 
@@ -191,7 +191,7 @@ def parse_unittest(text: str, ctx: dict):
         elif kind == "ut-end" and kv.get("bin") in binaries:
             binaries[kv["bin"]]["rc"] = int(kv.get("rc", "1"))
         elif kind == "ut-xml" and kv.get("bin") in binaries:
-            binaries[kv["bin"]]["xml"].append(body)
+            binaries[kv["bin"]]["xml"].append(body.strip())
     for comp, want in missing:
         name = f"unittest {comp} build"
         if comp in known_build:
@@ -204,10 +204,58 @@ def parse_unittest(text: str, ctx: dict):
                                      "the make output in the log)"})
     metrics_bins = {}
     for name, b in binaries.items():
-        res = G.judge_binary(name, b["xml"], b["console"], b["rc"], known_failures=known)
-        metrics_bins[name] = res.to_dict() if hasattr(res, "to_dict") else res
-        checks.extend(c.to_dict() if hasattr(c, "to_dict") else c for c in G.binary_checks(res))
+        c, summary = _judge_binary(G, name, b, known)
+        metrics_bins[name] = summary
+        checks.append(c)
     if not binaries and not missing:
         checks.append({"name": "unit tests", "ok": False,
                        "detail": "no unit-test binary was built or run (see the log)"})
     return {"unittest": {"binaries": metrics_bins, "missing": missing}}, checks, {}
+
+
+def _judge_binary(G, name: str, b: dict, known: list[str]) -> tuple[dict, dict]:
+    """One gtest binary: every rank's XML (a rank that wrote none is judged from the console),
+    a timeout or crash named as such; FAIL when any rank failed a case that is not known."""
+    rc = b["rc"]
+    runs = []
+    for x in b["xml"]:
+        try:
+            runs.append(G.parse_gtest_xml(x, binary=name))
+        except Exception as exc:  # an unreadable XML is a crash, not a pass
+            r = G.GtestRun(binary=name)
+            r.crashed = f"unreadable XML ({exc})"
+            runs.append(r)
+    if not runs:
+        r = G.parse_gtest_console(b["console"], binary=name)
+        if rc in (124, 137):
+            r.crashed = "timed out (the per-binary timeout killed it)" + (
+                f"; {r.crashed}" if r.crashed else "")
+        runs.append(r)
+    elif rc in (124, 137):
+        runs[0].crashed = "timed out (the per-binary timeout killed it)"
+    checks = []
+    for i, r in enumerate(runs):
+        G.apply_known_failures(r, known)
+        code = rc if i == 0 else None
+        if code == 1 and r.count("known-failure") and not r.failed and not r.crashed:
+            code = None   # gtest exits 1 for any failed case, known ones included
+        if r.ran == 0 and not r.cases and not r.crashed and code in (None, 0):
+            # no evidence either way: the binary registered no test here
+            checks.append(P.Check(f"unittest {name}", None,
+                                  "ran 0 tests: the binary registered none in this setting"))
+            continue
+        checks.append(G.check_gtest(r, name=f"unittest {name}", known_failures=known,
+                                    exit_code=code))
+    bad = [c for c in checks if c.ok is False]
+    chosen = bad[0] if bad else checks[0]
+    d = chosen.to_dict()
+    if len(runs) > 1:
+        d["detail"] += f" ({len(runs)} ranks reported)"
+    summary = {"kind": b.get("kind"), "exit_code": rc, "ranks": len(runs),
+               "cases": [{"name": c.name, "status": c.status, "time_s": c.time_s,
+                          "message": c.message[:300]} for c in runs[0].cases]}
+    for r in runs[1:]:
+        for c in r.failed:
+            summary["cases"].append({"name": c.name, "status": c.status, "rank_other": True,
+                                     "message": c.message[:300]})
+    return d, summary

@@ -576,6 +576,7 @@ class Pipeline:
         store.write_run(meta)
         outcomes: list[StageOutcome] = []
         crash: str | None = None
+        failed: set[str] = set()
         try:
             for sd in stages:
                 na = self.not_applicable(sd)
@@ -584,9 +585,20 @@ class Pipeline:
                     self._record(run_id, sd, oc, 0.0, None)
                     outcomes.append(oc)
                     continue
+                blocked = [r for r in sd.requires if r in failed]
+                if blocked:
+                    # like make -k: a failed stage stops only the stages that need it
+                    oc = StageOutcome(sd.name, "failed",
+                                      f"not run: it needs {blocked[0]}, which failed in this run")
+                    self._record(run_id, sd, oc, 0.0, None)
+                    outcomes.append(oc)
+                    failed.add(sd.name)
+                    continue
                 oc = self.run_one(sd, run_id, force)
                 outcomes.append(oc)
-                if oc.status not in ("passed", "skipped"):
+                if oc.status == "failed":
+                    failed.add(sd.name)
+                elif oc.status not in ("passed", "skipped"):
                     break
         except KeyboardInterrupt:
             crash = "interrupted"
@@ -741,10 +753,12 @@ class Pipeline:
             st["interface"] = self.interface.to_dict()
         self.state["stages"][sd.name] = st
         if status != "passed":
-            # a failed stage invalidates what came after it
-            order = [d.name for d in self.defs]
-            for later in order[order.index(sd.name) + 1:]:
-                self.state["stages"].pop(later, None)
+            # a failed stage invalidates the stages that need it, directly or through others
+            gone = {sd.name}
+            for d in self.defs:
+                if any(r in gone for r in d.requires):
+                    gone.add(d.name)
+                    self.state["stages"].pop(d.name, None)
         save_state(self.container, self.state)
         if outcome == "interrupted":
             raise KeyboardInterrupt
