@@ -9,6 +9,7 @@
      `up --dry-run` and the same image                   goal ≤ docker run + 0.5 s
   4. `containerctl exec-stage noop` (a trivial stage) vs `docker exec <c> true`
                                                          goal overhead ≤ 0.3 s
+  5. `containerctl status` vs `docker exec <c> true`     goal overhead ≤ 0.3 s
 
 Each figure is the median of --runs timings (wall clock, the CLI started as a user starts it);
 cold up and docker run alternate, as do exec-stage and docker exec, so drift on a busy machine
@@ -176,6 +177,16 @@ def main() -> int:
             results["exec_stage"].append(dt)
             dt, _ = run([docker, "exec", name, "true"], env, work)
             results["docker_exec"].append(dt)
+
+        # 5. status (which stages passed) vs docker exec true, alternating
+        results["status"], results["docker_exec2"] = [], []
+        note(f"status vs docker exec ×{args.runs} …")
+        for _ in range(args.runs):
+            dt, r = run([cctl, "status", "--name", name], env, work)
+            assert "noop" in r.stdout and "passed" in r.stdout, r.stdout
+            results["status"].append(dt)
+            dt, _ = run([docker, "exec", name, "true"], env, work)
+            results["docker_exec2"].append(dt)
     finally:
         if not args.keep:
             subprocess.run([cctl, "down", "--name", name, "--volumes"], capture_output=True,
@@ -188,6 +199,7 @@ def main() -> int:
     h, n = med(results["help"]), med(results["noop_up"])
     cu, dr = med(results["cold_up"]), med(results["docker_run"])
     es, de = med(results["exec_stage"]), med(results["docker_exec"])
+    st, de2 = med(results["status"]), med(results["docker_exec2"])
     rows = [
         ("containerctl --help", h, min(results["help"]), "", "≤ 0.25 s", h <= 0.25),
         ("no-op up", n, min(results["noop_up"]), "", "≤ 0.5 s", n <= 0.5),
@@ -197,6 +209,9 @@ def main() -> int:
         ("exec-stage noop", es, min(results["exec_stage"]),
          f"{es / de:.2f}× docker exec, +{es - de:.2f} s", "overhead ≤ 0.3 s", es - de <= 0.3),
         ("  docker exec <c> true", de, min(results["docker_exec"]), "", "", None),
+        ("status", st, min(results["status"]),
+         f"{st / de2:.2f}× docker exec, +{st - de2:.2f} s", "overhead ≤ 0.3 s", st - de2 <= 0.3),
+        ("  docker exec <c> true", de2, min(results["docker_exec2"]), "", "", None),
     ]
     print(f"\ncontainerctl overhead ({args.profile}, image {image}; median of {args.runs} runs, "
           f"--help of {args.help_runs}; {os.cpu_count()} CPUs)")
