@@ -62,12 +62,29 @@ def register(app: typer.Typer) -> None:
     def list_cmd(
         status: bool = typer.Option(True, "--status/--no-status",
                                     help="ask the engine which images are built"),
+        json_out: bool = typer.Option(False, "--json", help="Machine-readable."),
     ) -> None:
         """List the image specs (built-in and ~/.config/containerctl/images)."""
         from rich.console import Console
         from rich.table import Table
 
         from containerctl import images
+
+        if json_out:   # (H5) the same rows as the table, for scripts
+            import json
+            eng = None
+            if status:
+                from containerctl.engine import get_engine
+                eng = get_engine()
+                eng = eng if eng.ping() else None
+            out = []
+            for s in images.list_images():
+                tag = images.current_tag(s, None, eng) if eng else None
+                out.append({"name": s.name, "base": s.base.image or s.base.tag,
+                            "blocks": [b.key for b in s.blocks],
+                            "built": (tag if tag and eng.image_exists(tag) else None) if eng else None})
+            typer.echo(json.dumps(out, indent=1))
+            return
 
         specs = images.list_images()
         engine = None
