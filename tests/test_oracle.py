@@ -158,11 +158,18 @@ def test_allgather_4ranks_says_which_chunks_it_could_check():
     assert "chunks of ranks [0, 3]" in c.detail and "2 ranks that print nothing are not checked" in c.detail
 
 
-def test_allgather_of_identical_inputs_proves_nothing():
+def test_allgather_with_one_rank_printing_proves_nothing_unless_wrong():
     text = "sendbuff = 0.000000\nrecvbuff = 0.000000 \n"
     c = P.check_collective("allgather", text, 1)
     assert c.ok is None and "prove nothing" in c.detail
     assert P.check_collective("allgather", text.replace("recvbuff = 0.000000", "recvbuff = 7.000000"), 1).ok is False
+    # runbook-style: only rank 0 prints its sendbuff (0) on 2 ranks; rank 1's chunk is not printed input
+    two = "sendbuff = 0.000000\nrecvbuff = 0.000000 1.000000 \n"
+    c2 = P.check_collective("allgather", two, 2)
+    assert c2.ok is None and "only rank 0's input" in c2.detail
+    assert P.check_collective("allgather", two.replace("recvbuff = 0.000000", "recvbuff = -1.000000"), 2).ok is False
+    # a single value that is not a rank id: whose chunk it is cannot be told
+    assert P.check_collective("allgather", "sendbuff = 5.000000\nrecvbuff = 5.000000 6.000000 \n", 2).ok is None
 
 
 @pytest.mark.parametrize("name,nranks", [("v0.11_broadcast", 2), ("labelled_broadcast_3ranks", 3)])
