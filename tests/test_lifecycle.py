@@ -14,8 +14,12 @@ pytestmark = pytest.mark.docker
 
 
 def profile_file(tmp_path, image, extra=""):
+    """The test profile with `extra` (YAML) merged into it (a second `container:` key would be
+    a duplicate key, which profiles refuse)."""
+    import yaml
+    from containerctl.profiles import deep_merge
     f = tmp_path / "t.yaml"
-    f.write_text(textwrap.dedent(f"""\
+    base = yaml.safe_load(textwrap.dedent(f"""\
         name: lifecycle-test
         image: {image}
         platform: cpu
@@ -24,7 +28,9 @@ def profile_file(tmp_path, image, extra=""):
           env: {{A: "1"}}
         flagcx:
           make_flags: [USE_CPU_SELFTEST=1]
-        """) + textwrap.dedent(extra))
+        """))
+    f.write_text(yaml.safe_dump(deep_merge(base, yaml.safe_load(textwrap.dedent(extra)) or {}),
+                                sort_keys=False))
     return str(f)
 
 
@@ -311,11 +317,7 @@ def _volumes(engine, prefix):
 
 
 def test_failed_up_removes_the_volumes_it_created(engine, selftest_image, tmp_path, unique_name):
-    text = open(_start_refused_profile(tmp_path, selftest_image, unique_name)).read()
-    # the profile above replaced `container:`; keep a single section
-    (tmp_path / "t.yaml").write_text(text.replace("container:\n  shm_size: 256M\n  env: "
-                                                  "{A: \"1\"}\n", ""))
-    prof = str(tmp_path / "t.yaml")
+    prof = _start_refused_profile(tmp_path, selftest_image, unique_name)
     r = cli("up", "--profile", prof, "--name", unique_name)
     _two_line_error(r, "nonexistent-cctl-cmd")
     assert engine.find(unique_name) is None
@@ -382,9 +384,7 @@ def test_noop_fast_path_after_a_set_recreates(engine, selftest_image, tmp_path, 
 
 def test_up_warns_about_host_mounts_also_on_the_fast_path(engine, selftest_image, tmp_path,
                                                           unique_name):
-    prof = profile_file(tmp_path, selftest_image, "")
-    text = open(prof).read().replace("  env:", "  volumes: ['/etc:/host-etc:ro']\n  env:")
-    open(prof, "w").write(text)
+    prof = profile_file(tmp_path, selftest_image, "container:\n  volumes: ['/etc:/host-etc:ro']\n")
     for expect in ("created", "nothing changed"):
         r = cli("up", "--profile", prof, "--name", unique_name)
         assert r.returncode == 0 and expect in r.stdout, r.stdout + r.stderr
