@@ -15,9 +15,10 @@ def _load(hosts: str):
     from .cli import _console
     err = _console(stderr=True)
     inv = load_inventory(hosts)
-    return Cluster(inv, say=lambda m: err.print(f"[dim]{m}[/dim]"),
+    return Cluster(inv, say=lambda m: err.print(m, markup=False, highlight=False),
                    warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"),
-                   on_line=lambda ln: err.print(ln[:200]) if ln.startswith("Step ") else None)
+                   on_line=lambda ln: err.print(ln[:200], markup=False, highlight=False)
+                   if ln.partition(": ")[2].startswith("Step ") else None)
 
 
 def _options(coll, begin, end, iters, warmup, timeout, source) -> dict:
@@ -146,18 +147,12 @@ def register(app: typer.Typer) -> None:
             if sd.name not in ("deps", "build"):
                 raise UsageError(f"stage {stage} runs on one host",
                                  f"use containerctl exec-stage {stage} --name "
-                                 f"cctl-{cl.name}-<host>")
-            from .stages.runner import Pipeline
-            code = 0
-            for h in cl.hosts:
-                cl._require(h)
-                pipe = Pipeline(h.engine, h.profile, h.container, opts, echo=_echo(quiet))
-                rid, outcomes = pipe.run([sd], force=True, explicit=True)
+                                 f"{cl.hosts[0].container} (`cluster ps` lists the containers)")
+            builds = cl.build(opts, _echo(quiet), force=True, stages=[sd.name])
+            for host, rid, outcomes in builds:
                 for o in outcomes:
-                    typer.echo(f"{h.name}: {o.name} {o.status} — {o.message} (run {rid})")
-                    if o.status not in ("passed", "skipped"):
-                        code = 1
-            raise typer.Exit(code)
+                    typer.echo(f"{host}: {o.name} {o.status} — {o.message} (run {rid})")
+            raise typer.Exit(0)
         except KeyboardInterrupt:
             typer.echo("interrupted: the stage's processes were stopped", err=True)
             raise typer.Exit(130)

@@ -121,7 +121,7 @@ def test_cluster_profiles_get_the_cluster_settings(tmp_path):
     f = _write(tmp_path, "cluster: {name: c1, network: net1, workspace: /ws, mpi_home: /opt/m}\n"
                          "hosts:\n  - {name: a, profile: cpu-selftest, set: [flagcx.nranks=3]}\n")
     h = Cluster(load_inventory(f)).hosts[0]
-    assert h.container == "cctl-c1-a"
+    assert h.container == "cctl_c1_a"
     assert h.profile.container.network_mode == "net1"
     assert h.profile.container.workspace == "/ws"
     assert h.profile.flagcx.mpi_home == "/opt/m"
@@ -158,7 +158,7 @@ def _cleanup_cluster(name: str, network: str | None = None) -> None:
                   check=False).stdout.split()
     if ids:
         _docker("rm", "-f", *ids, check=False)
-    vols = _docker("volume", "ls", "-q", "--filter", f"name=cctl-{name}-", check=False)
+    vols = _docker("volume", "ls", "-q", "--filter", f"name=cctl_{name}_", check=False)
     for v in vols.stdout.split():
         _docker("volume", "rm", "-f", v, check=False)
     if network:
@@ -191,7 +191,10 @@ def test_two_host_allreduce_through_mpich(two_hosts):
     r = cli("cluster", "up", "--hosts", str(hosts))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ssh mesh verified on port 8010" in r.stdout
-    assert "ssh a → a, b: ok" in r.stderr and "ssh b → a, b: ok" in r.stderr
+    # one progress line per host per phase, all hosts at once
+    for h in ("a", "b"):
+        assert re.search(rf"^{h}: up [\d.]+s \(cctl_{name}_{h} created, [\d.]+\)$", r.stderr, re.M), r.stderr
+        assert re.search(rf"^{h}: mesh ok \(1 peer \+ self\) [\d.]+s$", r.stderr, re.M), r.stderr
 
     # the key: 0700 dir, 0600 files, in the containers 0600, never in labels
     kd = paths.home() / "clusters" / name
@@ -200,7 +203,7 @@ def test_two_host_allreduce_through_mpich(two_hosts):
         assert stat.S_IMODE((kd / f).stat().st_mode) == 0o600
     secret = (kd / "id_ed25519").read_text().strip().splitlines()[1]
     for h in ("a", "b"):
-        c = f"cctl-{name}-{h}"
+        c = f"cctl_{name}_{h}"
         st = _docker("exec", c, "stat", "-c", "%a", f"/root/.ssh/containerctl_{name}",
                      "/root/.ssh/authorized_keys").stdout.split()
         assert st == ["600", "600"]
@@ -254,7 +257,7 @@ def test_two_host_allreduce_through_mpich(two_hosts):
     assert r.returncode == 0 and "hetero" in r.stdout and "passed" in r.stdout
 
     # the ranks really spread over both containers: Hydra with the same hostfile and the mesh
-    c0 = f"cctl-{name}-a"
+    c0 = f"cctl_{name}_a"
     hf = _docker("exec", c0, "bash", "-c", "ls /var/tmp/containerctl/hetero/*/hostfile").stdout
     r2 = _docker("exec", c0, "/opt/mpich-4.2.3/bin/mpirun", "-f", hf.split()[0], "-n", "4",
                  "hostname")
@@ -262,7 +265,7 @@ def test_two_host_allreduce_through_mpich(two_hosts):
 
     # nothing of the run is left in either container
     for h in ("a", "b"):
-        ps = _docker("exec", f"cctl-{name}-{h}", "ps", "-eo", "comm=").stdout.split()
+        ps = _docker("exec", f"cctl_{name}_{h}", "ps", "-eo", "comm=").stdout.split()
         assert not [p for p in ps if p.startswith(("perf_", "test_", "hydra_pmi", "mpiexec"))]
 
     # down: nothing left on the engine for this cluster, keys gone
@@ -283,7 +286,7 @@ def test_mesh_failure_names_the_pair(two_hosts):
     name, hosts = two_hosts
     r = cli("cluster", "up", "--hosts", str(hosts))
     assert r.returncode == 0, r.stderr
-    _docker("exec", f"cctl-{name}-b", "bash", "-c",
+    _docker("exec", f"cctl_{name}_b", "bash", "-c",
             "kill $(cat /run/containerctl-sshd-8010.pid)")
     r = cli("cluster", "exec-stage", "hetero", "--hosts", str(hosts))
     assert r.returncode == 2
@@ -387,13 +390,13 @@ def test_docker_engine_over_ssh_endpoint(engine, selftest_image, loopback_sshd, 
         # up through the ssh endpoint: container, sshd, mesh (to itself) verified
         r = cli("cluster", "up", "--hosts", str(f))
         assert r.returncode == 0, r.stdout + r.stderr
-        assert f"far: cctl-{name}-far created" in r.stdout
+        assert f"far: cctl_{name}_far created" in r.stdout
         r = cli("cluster", "ps", "--hosts", str(f), "--json")
         row = json.loads(r.stdout)[0]
         assert row["status"] == "running" and row["address"]
-        assert engine.find(f"cctl-{name}-far").running       # the same engine, seen locally
+        assert engine.find(f"cctl_{name}_far").running       # the same engine, seen locally
         r = cli("cluster", "down", "--hosts", str(f), "--volumes")
         assert r.returncode == 0, r.stderr
-        assert engine.find(f"cctl-{name}-far") is None
+        assert engine.find(f"cctl_{name}_far") is None
     finally:
         _cleanup_cluster(name)

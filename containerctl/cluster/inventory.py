@@ -1,9 +1,11 @@
-"""The multi-host inventory (hosts YAML), validated with pydantic; errors name file:line like
-profiles do. Also the pure text a cluster needs: MPICH/OpenMPI hostfiles, the ssh client config
-and known_hosts written into each container, and the warnings an inventory deserves.
+"""The multi-host inventory: the hosts YAML (validated with pydantic; errors name file:line like
+profiles do), its hosts resolved to profiles, engines and container names (`Host`), the bounded
+reachability check of each host's engine, and the pure text a cluster needs: MPICH/OpenMPI
+hostfiles, the ssh client config and known_hosts written into each container, and the warnings an
+inventory deserves.
 
     cluster:
-      name: demo                 # containers are cctl-<cluster>-<host>
+      name: demo                 # containers are cctl_<cluster>_<host> (see container_name)
       ssh_port: 8010             # sshd in every container (the runbook's port)
       mpi: mpich
       mpi_home: /opt/mpich-4.2.3 # the same MPICH at the same path on every host
@@ -24,14 +26,21 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import NotFound, ProfileError
 
+if TYPE_CHECKING:
+    from ..engine import ContainerInfo, Engine
+    from ..profiles import Profile
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_CLUSTER_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")     # no '_': it separates cluster and host
+CONTAINER_PREFIX = "cctl_"   # single-host containers are cctl-<profile>: never cctl_…
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 INVENTORY_HINT = "see examples/hosts-*.yaml for the shape of an inventory"
@@ -55,10 +64,11 @@ class ClusterOpts(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        if not _NAME.match(v) or len(v) > 40:
-            raise ValueError(f"cluster name {v!r}: lowercase letters, digits, '-', '_' or '.' "
-                             "(at most 40)")
-        return v
+        if not _CLUSTER_NAME.match(v) or len(v) > 40:
+            raise ValueError(f"cluster name {v!r}: lowercase letters, digits, '-' or '.' (at most "
+                             "40; '_' is reserved: it separates cluster and host in container "
+                             "names)")
+        return _checked(v, "cluster name")
 
     @field_validator("mpi")
     @classmethod
@@ -97,8 +107,9 @@ class HostEntry(_Strict):
     @classmethod
     def _name(cls, v):
         if not _NAME.match(v) or len(v) > 40:
-            raise ValueError(f"host name {v!r}: lowercase letters, digits, '-', '_' or '.'")
-        return v
+            raise ValueError(f"host name {v!r}: lowercase letters, digits, '-', '_' or '.' "
+                             "(at most 40)")
+        return _checked(v, "host name")
 
     @field_validator("docker")
     @classmethod
@@ -163,7 +174,27 @@ class Inventory(_Strict):
                        "hosts: " + ", ".join(h.name for h in self.hosts))
 
     def container_name(self, host: HostEntry) -> str:
-        return f"cctl-{self.cluster.name}-{host.name}"
+        return container_name(self.cluster.name, host.name)
+
+
+def _checked(value: str, what: str) -> str:
+    """names.check_name (Docker's rule), as a validation error that keeps file:line."""
+    from ..errors import UsageError
+    from ..names import check_name
+    try:
+        return check_name(value, what)
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+
+
+def container_name(cluster: str, host: str) -> str:
+    """`cctl_<cluster>_<host>`. Cluster names may not contain '_', so the first '_' after the
+    prefix ends the cluster name: two (cluster, host) pairs never share a container (nor, through
+    runspec's `<container>-workspace`, a volume) — cluster `x` with host `a-b` and cluster `x-a`
+    with host `b` are cctl_x_a-b and cctl_x-a_b. Single-host default names are `cctl-<profile>`,
+    so they never meet a cluster's either."""
+    from ..names import check_name
+    return check_name(f"{CONTAINER_PREFIX}{cluster}_{host}", "container name")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,3 +271,166 @@ SINGLE_DEVICE_ADVICE = ("FlagCX then has one rank per device type and falls back
 def single_device_warnings(slots: dict[str, int]) -> list[str]:
     return [f"host {name} has a single device (slots: 1): {SINGLE_DEVICE_ADVICE}"
             for name, n in slots.items() if n == 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# the inventory's hosts, resolved: profile, engine, container
+
+CLUSTER_LABEL = "io.containerctl.cluster"          # runspec.LABEL + "cluster"
+HOST_LABEL = "io.containerctl.cluster-host"
+REACH_BOUND_S = 10.0     # an engine that has not answered by then is reported, naming the host
+
+
+@dataclass
+class Host:
+    """One inventory host, resolved: its profile (with the cluster's overrides), its own engine
+    (one per host, so hosts can be driven from threads) and container name; the address, MPICH
+    version, rank environment and perf binaries once known."""
+    entry: HostEntry
+    profile: "Profile"
+    engine: "Engine"
+    container: str
+    address: Optional[str] = None
+    mpich: Optional[str] = None
+    env: dict[str, str] = field(default_factory=dict)      # what its ranks get (-env)
+    bins: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # coll → (layout, wdir, path)
+    iface: Optional[object] = None     # the FlagCXInterface its build stage probed, when known
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def docker(self) -> str:
+        return self.entry.docker
+
+    @property
+    def slots(self) -> int:
+        return int(self.entry.slots or self.profile.flagcx.nranks)
+
+    def labels(self, cluster: str) -> dict[str, str]:
+        return {CLUSTER_LABEL: cluster, HOST_LABEL: self.name}
+
+
+def host_sets(inv: Inventory, entry: HostEntry) -> list[str]:
+    """The `--set`s a host's profile gets: the cluster's network, workspace and MPI home, then
+    the host's own."""
+    c = inv.cluster
+    sets = []
+    if c.network:
+        sets.append(f"container.network_mode={c.network}")
+    if c.workspace:
+        sets.append(f"container.workspace={c.workspace}")
+    sets.append(f"flagcx.mpi_home={c.mpi_home}")
+    return sets + list(entry.set)
+
+
+def resolve_hosts(inv: Inventory) -> list[Host]:
+    from ..engine import Engine
+    from ..errors import ContainerctlError
+    from ..profiles import load_profile
+    out = []
+    for e in inv.hosts:
+        try:
+            prof = load_profile(e.profile, host_sets(inv, e))
+        except ContainerctlError as exc:
+            raise type(exc)(f"host {e.name} ({inv.source_file}): {exc.message}",
+                            exc.hint) from None
+        out.append(Host(e, prof, Engine(e.docker), inv.container_name(e), address=e.address))
+    return out
+
+
+def _ssh_preflight(h: Host, bound: float) -> None:
+    """`ssh -o ConnectTimeout=5 -o BatchMode=yes` to an ssh:// engine's host, killed at `bound`:
+    the Docker SDK's own ssh has no connect timeout, so an unreachable host would hang it."""
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+    from ..errors import HostError
+    u = urlsplit(h.docker)
+    exe = shutil.which("ssh")
+    if not exe or not u.hostname:
+        return    # the engine's own error says it
+    argv = [exe, "-o", "ConnectTimeout=5", "-o", "BatchMode=yes"]
+    if u.port:
+        argv += ["-p", str(u.port)]
+    argv += [f"{u.username}@{u.hostname}" if u.username else u.hostname, "true"]
+    fix = (f"check that the host is up and that `ssh {' '.join(argv[5:-1])} docker version` works "
+           "from here without a password, or fix `docker:` in the inventory")
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=bound)
+    except subprocess.TimeoutExpired:
+        raise HostError(f"host {h.name}: no ssh answer from {h.docker} within {bound:.0f} s",
+                        fix) from None
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1][:200]
+        raise HostError(f"host {h.name}: cannot ssh to {h.docker}: {why}", fix)
+
+
+def reach(h: Host, bound: float = REACH_BOUND_S) -> str:
+    """The host's engine answers within `bound` seconds (its version), or HostError naming the
+    host. ssh:// endpoints get an ssh preflight first; every engine call is then made in a
+    thread, so a hung connection cannot hold the caller past the bound."""
+    import threading
+    import time
+    from ..errors import ContainerctlError, HostError
+    t0 = time.monotonic()
+    if h.docker.startswith("ssh://"):
+        _ssh_preflight(h, bound)
+    box: dict = {}
+
+    def ask():
+        try:
+            box["v"] = h.engine.version().get("Version", "?")
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller
+            box["e"] = exc
+    t = threading.Thread(target=ask, daemon=True, name=f"cctl-reach-{h.name}")
+    t.start()
+    t.join(max(0.5, bound - (time.monotonic() - t0)))
+    if t.is_alive():
+        raise HostError(f"host {h.name}: the Docker engine at {h.docker} did not answer within "
+                        f"{bound:.0f} s", "check that dockerd runs there and that the endpoint "
+                        "in the inventory's `docker:` is right")
+    if "e" in box:
+        exc = box["e"]
+        if isinstance(exc, ContainerctlError):
+            raise type(exc)(f"host {h.name}: {exc.message}", exc.hint) from None
+        raise exc
+    return box["v"]
+
+
+def require(h: Host, source_file: str | None) -> "ContainerInfo":
+    """The host's container, running; else NotFound / UsageError saying how to bring it up."""
+    from ..errors import UsageError
+    c = h.engine.find(h.container)
+    if c is None:
+        raise NotFound(f"host {h.name}: no container {h.container} on {h.docker}",
+                       f"bring the cluster up: containerctl cluster up --hosts {source_file}")
+    if not c.running:
+        raise UsageError(f"host {h.name}: {h.container} is {c.status}",
+                         f"containerctl cluster up --hosts {source_file}")
+    return c
+
+
+def discover(h: Host, network: str | None) -> str:
+    """The host's address: `address:` from the inventory, else its container's IP on the
+    cluster's network (or its only network)."""
+    from ..errors import HostError
+    if h.entry.address:
+        return h.entry.address
+    info = h.engine.inspect(h.container)
+    nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    if network:
+        ip = (nets.get(network) or {}).get("IPAddress")
+        if not ip:
+            raise HostError(f"host {h.name}: {h.container} has no address on network {network}",
+                            "check `cluster.network`, or give the host an `address:`")
+        return ip
+    ips = [(n, v.get("IPAddress")) for n, v in nets.items() if v.get("IPAddress")]
+    if len(ips) == 1:
+        return ips[0][1]
+    raise HostError(f"host {h.name}: cannot tell its address ({h.container} is on "
+                    f"{', '.join(nets) or 'no network'})",
+                    "give the host an `address:` (with network_mode host: the host's IP), "
+                    "or set `cluster.network`")

@@ -1,0 +1,385 @@
+"""What a cluster runs: deps → build on every host at once (the single-host Pipeline, one per host,
+each in its own thread), then the `hetero` stage — the perf tests built against MPICH on every
+host at once (role build), one MPICH launch from the first host (role launch; argv from
+launch.py), and a stage record in a run of its own.
+
+The hetero execution below is the cluster's own small executor; it is meant to move onto the
+runner's single executor (with launch.py plugging in the multi-host argv)."""
+from __future__ import annotations
+
+import hashlib
+import shlex
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
+
+from .. import __version__
+from ..errors import ContainerctlError, StageError, UsageError
+from ..runspec import LABEL
+from .inventory import Host, mpich_hostfile
+from .launch import Segment, hetero_runs, legacy_perf_args
+from .parallel import each
+
+if TYPE_CHECKING:
+    from . import Cluster
+
+MESH_DIR = "/var/tmp/containerctl"
+Echo = Callable[[str, str], None]
+
+
+def kill_stage(h: Host, stage: str) -> None:
+    """Stop the stage session `stage` in h's container (runner.KILL_SCRIPT by its session id),
+    for a Ctrl-C that the main thread received while a worker thread ran the stage."""
+    from ..stages.runner import IN_CONTAINER_DIR
+    d = f"{IN_CONTAINER_DIR}/{stage}"
+    h.engine.exec(h.container, ["bash", "-c", f'[ -f {d}/kill.sh ] && bash {d}/kill.sh '
+                                              f'{d}/session "" || true'])
+
+
+def build(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
+          force: bool = False, stages: list[str] | tuple = ("deps", "build")
+          ) -> list[tuple[str, str, list]]:
+    """deps → build (or `stages`, then run as asked for) in every host's container at once.
+    Returns (host, run id, outcomes).
+    With several hosts the stages' output goes to their logs only (one line per host per stage
+    here); with one host it streams through `echo` as `containerctl run` does."""
+    from ..stages.runner import Pipeline
+    hosts = cl.hosts
+    for h in hosts:
+        cl.require(h)
+    stream = echo if (echo and len(hosts) == 1) else None
+    durations: dict[str, dict[str, float]] = {}
+
+    def one(h: Host):
+        pipe = Pipeline(h.engine, h.profile, h.container, dict(options or {}),
+                        echo=(lambda st, ln, n=h.name: stream(f"{n}:{st}", ln)) if stream else None,
+                        status=(lambda m, n=h.name: cl.progress(n, m)) if stream else None)
+        explicit = tuple(stages) != ("deps", "build")
+        run_id, outcomes = pipe.run(pipe.select(only=list(stages)), force=force,
+                                    explicit=explicit)
+        durations[h.name] = {}
+        for o in outcomes:
+            d = float((o.record or {}).get("duration_s") or 0.0)
+            durations[h.name][o.name] = d
+            cl.progress(h.name, f"{o.name} {o.status} {d:.1f}s" +
+                        ("" if o.status in ("passed", "skipped") else f": {o.message}"))
+        bad = [o for o in outcomes if o.status not in ("passed", "skipped")]
+        if bad:
+            raise StageError(f"host {h.name}: stage {bad[0].name} {bad[0].status}: "
+                             f"{bad[0].message}", f"see containerctl results show {run_id}")
+        return h.name, run_id, outcomes
+
+    t0 = time.monotonic()
+    try:
+        out = each(hosts, one, what="deps and build",
+                   on_interrupt=lambda h: [kill_stage(h, s) for s in stages])
+    finally:
+        # per phase: the slowest host's stage (they ran side by side)
+        for st in stages:
+            vals = [d.get(st, 0.0) for d in durations.values()]
+            if vals:
+                cl.progress.timings[st] = round(max(vals), 3)
+        cl.progress.timings["deps+build"] = round(time.monotonic() - t0, 3)
+    return out
+
+
+def check_built(cl: "Cluster") -> None:
+    from ..stages.runner import load_state
+    for h in cl.hosts:
+        c = cl.require(h)
+        st = load_state(h.container, c.id)
+        build_state = st["stages"].get("build", {})
+        h.iface = _interface(build_state.get("interface"))
+        if build_state.get("status") != "passed":
+            raise UsageError(f"stage hetero needs build, which has not passed on host "
+                             f"{h.name} ({h.container})",
+                             f"run it first: containerctl cluster run --hosts "
+                             f"{cl.inv.source_file}")
+
+
+def _interface(d):
+    """FlagCXInterface from a stored dict (build state or record), or None."""
+    if not isinstance(d, dict):
+        return None
+    try:
+        from ..flagcx import FlagCXInterface
+        return FlagCXInterface.from_dict(d)
+    except (ImportError, TypeError, ValueError):
+        return None
+
+
+def ctx_common(cl: "Cluster", run_id: str) -> dict:
+    c = cl.inv.cluster
+    entries = [(h.address or h.name, h.slots) for h in cl.hosts]
+    return {"name": cl.name, "mpi_home": c.mpi_home, "ssh_port": c.ssh_port,
+            "hostfile": mpich_hostfile(entries), "runs": [],
+            "stage_dir": f"{MESH_DIR}/hetero/{run_id}"}
+
+
+def read_build_output(h: Host, text: str) -> None:
+    """The role-build protocol lines: CCTL_HOSTENV K=V (the ranks' environment) and CCTL_BIN
+    coll=… layout=… wdir=… path=… (the perf binaries); the profile's and inventory's env on top."""
+    env: dict[str, str] = {}
+    h.bins = {}
+    for ln in text.splitlines():
+        if ln.startswith("CCTL_HOSTENV ") and "=" in ln:
+            k, _, v = ln[13:].partition("=")
+            env[k] = v
+        elif ln.startswith("CCTL_BIN ") and " path=" in ln:
+            kv = dict(p.split("=", 1) for p in ln[9:].split(" ") if "=" in p)
+            h.bins[kv["coll"]] = (kv.get("layout", "v0.11"), kv.get("wdir", ""), kv["path"])
+    fx = h.profile.flagcx
+    if fx.visible_devices_env and fx.visible_devices is not None:
+        env[fx.visible_devices_env] = fx.visible_devices
+    env.update(fx.env)
+    env.update(h.entry.env)
+    for k in ("PATH", "LD_LIBRARY_PATH"):
+        if env.get(k):
+            env[k] = ":".join(dict.fromkeys(p for p in env[k].split(":") if p))
+    h.env = env
+
+
+def perf_args(h: Host, perf, layout: str, extra: list[str]) -> list[str]:
+    """The perf arguments for h's binaries: from the FlagCX interface its build stage probed
+    (-d/-o only where that checkout's getopt has them), else from the layout alone."""
+    if h.iface is not None and h.iface.perf_layout:
+        return h.iface.perf_args(begin=perf.begin, end=perf.end, factor=perf.factor,
+                                 warmup=perf.warmup, iters=perf.iters,
+                                 print_buffer=int(bool(perf.print_buffer)),
+                                 dtype=perf.dtype or "float", op=perf.op or "sum", extra=extra)
+    return legacy_perf_args(begin=perf.begin, end=perf.end, factor=perf.factor,
+                            warmup=perf.warmup, iters=perf.iters,
+                            print_buffer=bool(perf.print_buffer), layout=layout, extra=extra)
+
+
+def launch_commands(cl: "Cluster", ctx: dict, run_id: str) -> list[dict]:
+    colls = [c.strip("'\"") for c in shlex.split(ctx["colls"])]
+    extra = shlex.split(ctx["perf_extra"]) if ctx.get("perf_extra") else \
+        [str(a) for a in (ctx["perf"].extra_args or [])]
+    per_coll: dict[str, list[Segment]] = {}
+    for coll in colls:
+        segs = []
+        for h in cl.hosts:
+            if coll not in h.bins:
+                raise StageError(f"host {h.name}: no perf binary for {coll}", "see the hetero log")
+            layout, wdir, path = h.bins[coll]
+            segs.append(Segment(h.name, h.slots, path,
+                                tuple(perf_args(h, ctx["perf"], layout, extra)), wdir, h.env))
+        per_coll[coll] = segs
+    return hetero_runs(f"{cl.inv.cluster.mpi_home}/bin/mpirun",
+                       f"{MESH_DIR}/hetero/{run_id}/hostfile", per_coll, run_id)
+
+
+CLEANUP_SCRIPT = r"""run=$1; n=0
+for sig in TERM KILL; do
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [ "$pid" = "$$" ] && continue
+    if tr '\0' '\n' 2>/dev/null < "$p/environ" | grep -qxF "CCTL_HETERO_RUN=$run"; then
+      kill -$sig "$pid" 2>/dev/null && [ $sig = TERM ] && n=$((n+1))
+    fi
+  done
+  [ $n = 0 ] && break
+  sleep 1
+done
+echo $n
+"""
+
+
+def cleanup(cl: "Cluster", run_id: str, emit: Callable[[str, str], None]) -> None:
+    """Kill whatever still carries this run's marker on any host (a timeout or Ctrl-C kills
+    the launcher's session on the first host; ranks elsewhere are found by the marker)."""
+    def one(h: Host) -> None:
+        try:
+            _code, out = h.engine.exec_capture(h.container, ["bash", "-c", CLEANUP_SCRIPT,
+                                                             "cleanup", run_id])
+        except ContainerctlError:
+            return
+        n = out.strip()
+        if n and n != "0":
+            emit(f"[{h.name}] ", f"cleanup: killed {n} leftover process(es) of this run")
+    each(cl.hosts, one, what="cleaning up the run")
+
+
+def repro(cl: "Cluster", ctx: dict | None) -> dict:
+    r: dict = {"containerctl": __version__, "cluster": cl.name,
+               "inventory": cl.inv.source_file,
+               "mpi_home": cl.inv.cluster.mpi_home, "ssh_port": cl.inv.cluster.ssh_port}
+    if ctx and ctx.get("cluster"):
+        r["hostfile"] = ctx["cluster"]["hostfile"]
+        if ctx["cluster"].get("runs"):
+            r["mpirun"] = [x["display"] for x in ctx["cluster"]["runs"]]
+    hosts = []
+    for h in cl.hosts:
+        d = {"name": h.name, "container": h.container, "docker": h.docker,
+             "profile": h.profile.name, "profile_file": h.profile.source_file,
+             "profile_hash": hashlib.sha256(
+                 h.profile.model_dump_json().encode()).hexdigest()[:16],
+             "mpich": h.mpich, "env": h.env}
+        try:
+            info = h.engine.inspect(h.container)
+            d["image_id"] = info.get("Image")
+            d["config_hash"] = (info["Config"].get("Labels") or {}).get(LABEL + "config-hash")
+        except ContainerctlError:
+            pass
+        hosts.append(d)
+    r["hosts"] = hosts
+    return r
+
+
+def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
+           checked: bool = False) -> tuple[str, dict]:
+    """Verify the mesh and MPICH (unless `checked`: they just were), build the perf tests
+    against MPICH on every host, launch from the first host, record stage `hetero` in a run of
+    its own. Returns (run id, record)."""
+    from ..results import store
+    from ..stages import checks as C
+    from ..stages.defs import get_def, render
+    from ..stages.runner import exec_stage_script, make_context, now
+    options = dict(options or {})
+    echo = echo or (lambda _s, _l: None)
+    sd = get_def("hetero")
+    hosts = cl.hosts
+    if not checked:
+        for w in cl.warnings():
+            cl.warn(w)
+    check_built(cl)
+    if not checked:
+        cl.verify()
+        cl.ensure_mpich()
+    total = sum(h.slots for h in hosts)
+    profiles = list(dict.fromkeys(h.profile.name for h in hosts))
+    platforms = list(dict.fromkeys(h.profile.platform for h in hosts))
+    run_id = store.new_run_id(f"{cl.name}-hetero")
+    meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": "+".join(profiles),
+            "platform": "+".join(platforms), "container": ",".join(h.container for h in hosts),
+            "started": now(), "finished": None, "status": "running", "stages": ["hetero"],
+            "cluster": cl.name, "hosts": [h.name for h in hosts]}
+    store.write_run(meta)
+    log_path = store.run_dir(run_id) / "logs" / "hetero.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started, t0 = now(), time.monotonic()
+    timeout = int(options.get("timeout") or hosts[0].profile.stages.timeouts.get("hetero",
+                                                                                  sd.timeout))
+    buf = bytearray()
+    outcome, code, message = "ok", 1, ""
+    ctx0 = None
+    lock = threading.Lock()
+    with open(log_path, "ab") as logf:
+        def emit(prefix: str, text: str, show: bool = True) -> None:
+            with lock:
+                for ln in text.splitlines():
+                    logf.write(f"{prefix}{ln}\n".encode())
+                    if show:
+                        echo("hetero", f"{prefix}{ln}")
+                logf.flush()
+
+        def streamer(prefix: str, sink: bytearray | None = None, show: bool = True):
+            pending = bytearray()
+
+            def on_output(chunk: bytes):
+                if sink is not None:
+                    sink.extend(chunk)
+                pending.extend(chunk)
+                while b"\n" in pending:
+                    i = pending.index(b"\n")
+                    emit(prefix, pending[:i].decode("utf-8", "replace"), show)
+                    del pending[:i + 1]
+
+            def flush():
+                if pending:
+                    emit(prefix, pending.decode("utf-8", "replace"), show)
+                    pending.clear()
+            return on_output, flush
+
+        try:
+            # role build, every host at once (its output to the log; one line per host here)
+            show = len(hosts) == 1
+            bt0 = time.monotonic()
+
+            def build_one(h: Host) -> tuple[int, str, dict]:
+                t1 = time.monotonic()
+                ctx = make_context(h.profile, options)
+                ctx.update(role="build", cluster=ctx_common(cl, run_id))
+                out = bytearray()
+                on_out, flush = streamer(f"[{h.name}] ", out, show)
+                c, oc = exec_stage_script(h.engine, h.container, render(sd, ctx),
+                                          "hetero-build", timeout, on_out)
+                flush()
+                if oc == "ok" and c == 0:
+                    read_build_output(h, out.decode("utf-8", "replace"))
+                    cl.progress(h.name, f"perf tests built ({len(h.bins)} binaries) "
+                                        f"{time.monotonic() - t1:.1f}s")
+                else:
+                    cl.progress(h.name, f"perf tests not built ({oc}, exit {c}); see {log_path}")
+                return c, oc, ctx
+            results = each(hosts, build_one, what="building the perf tests",
+                           on_interrupt=lambda h: kill_stage(h, "hetero-build"))
+            cl.progress.timings["perf-build"] = round(time.monotonic() - bt0, 3)
+            ctx0 = results[0][2]
+            for h, (c, oc, _ctx) in zip(hosts, results):
+                if oc != "ok" or c != 0:
+                    code, outcome = c, oc
+                    message = (f"perf tests did not build on host {h.name} (exit {c})"
+                               if oc == "ok" else f"{oc} while building on {h.name}")
+                    break
+            else:
+                # role launch, on the first host
+                lt0 = time.monotonic()
+                ctx = make_context(hosts[0].profile, options)
+                ctx["nranks"] = total
+                runs = launch_commands(cl, ctx, run_id)
+                common = ctx_common(cl, run_id)
+                common["runs"] = runs
+                ctx.update(role="launch", cluster=common)
+                ctx0 = ctx
+                emit("", "+ " + runs[0]["display"] if runs else "no collective")
+                on_out, flush = streamer("", buf)
+                code, outcome = exec_stage_script(hosts[0].engine, hosts[0].container,
+                                                  render(sd, ctx), "hetero", timeout, on_out)
+                flush()
+                cl.progress.timings["launch"] = round(time.monotonic() - lt0, 3)
+        except KeyboardInterrupt:
+            code, outcome = 130, "interrupted"
+        except StageError as exc:
+            code, message = 1, exc.message
+            emit("", f"error: {exc.message}")
+        finally:
+            cleanup(cl, run_id, emit)
+    text = buf.decode("utf-8", "replace")
+    ctx_parse = {"nranks": total, "references": None, "platform_key": None}
+    try:
+        metrics, checks, _ = C.run_parser("perf", text, ctx_parse) if text else ({}, [], {})
+    except Exception as exc:  # a parser bug must not lose the run
+        metrics, checks = {}, [{"name": "parse", "ok": False, "detail": str(exc)}]
+    checks.insert(0, {"name": "hosts", "ok": True, "detail": f"{total} ranks across "
+                      f"{len(hosts)} hosts (" + ", ".join(f"{h.name}={h.address}:{h.slots}"
+                                                          for h in hosts) + ")"})
+    if outcome == "timeout":
+        status, msg = "timeout", f"timed out after {timeout}s; the ranks were killed"
+    elif outcome == "interrupted":
+        status, msg = "interrupted", "interrupted; the ranks were killed"
+    elif message or code != 0:
+        status = "failed"
+        tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
+        msg = message or f"exit code {code}: {tail[0][:200]}"
+    else:
+        bad = [c for c in checks if c.get("ok") is False]
+        status = "failed" if bad else "passed"
+        msg = (f"{bad[0]['name']}: {bad[0]['detail']}" if bad else
+               f"{sum(1 for c in checks if c.get('ok'))} checks passed")
+    metrics["hosts"] = [{"name": h.name, "address": h.address, "profile": h.profile.name,
+                         "platform": h.profile.platform, "slots": h.slots, "mpich": h.mpich,
+                         "docker": h.docker} for h in hosts]
+    rec = {"schema": "containerctl.stage/1", "run_id": run_id, "stage": "hetero",
+           "status": status, "started": started, "finished": now(),
+           "duration_s": round(time.monotonic() - t0, 3), "exit_code": code,
+           "message": msg, "profile": meta["profile"], "platform": meta["platform"],
+           "container": meta["container"], "metrics": metrics, "checks": checks,
+           "repro": repro(cl, ctx0), "log": "logs/hetero.log"}
+    store.write_stage(run_id, rec)
+    meta.update(finished=now(), status=status)
+    store.write_run(meta)
+    if outcome == "interrupted":
+        raise KeyboardInterrupt
+    return run_id, rec
