@@ -771,8 +771,21 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
         if any(err_key.startswith(k) or k.startswith(err_key + ".") for k in set_keys):
             raise _format_validation(exc, _Located(None, "--set"), None) from None
         raise _format_validation(exc, loc, origin) from None
+    _check_references(prof.references, loc, origin, sets)
     prof.source_file = str(file)
     return prof
+
+
+def _check_references(refs: dict, loc: _Located, origin: dict, sets: list[str] | None) -> None:
+    """A bad `references:` entry is exit 2 naming file:line (or --set) and the entry."""
+    if not refs:
+        return
+    from .results.references import validate_references
+    from_set = any(x.split("=")[0].strip().startswith("references") for x in sets or [])
+    src = _Located(None, "--set") if from_set else origin.get(("references",), loc)
+    for coll, table in refs.items():
+        line = src.line(("references", coll)) or 1
+        validate_references({coll: table}, f"{src.file}:{line}: references")
 
 
 def input_files(name: str) -> list[str]:

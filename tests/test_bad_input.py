@@ -387,6 +387,15 @@ CASES += [
          expect="--timeout"),
     Case("exec-stage-timeout-negative", ["exec-stage", "perf", "--timeout", "-5",
                                          "--name", "{name}"], expect="--timeout"),
+    # --- references (validated where the profile is loaded) ----------------------------------
+    Case("references-unknown-collective", VALIDATE,
+         {"p.yaml": prof("references:\n  allreduce: {4G: 144}\n  allreduc: {1G: 3}\n")},
+         expect="p.yaml:6: references.allreduc"),
+    Case("references-bad-size", VALIDATE,
+         {"p.yaml": prof("references:\n  allreduce:\n    4Q: 144\n")},
+         expect="p.yaml:5: references.allreduce.4Q"),
+    Case("references-bad-value", SHOW + ["--set", "references={allreduce: {4G: abc}}"],
+         expect="--set"),
     # --- hosts inventories (cluster) ----------------------------------------------------------
     Case("inv-dup-key-cluster", CPS,
          {"h.yaml": inv("cluster:\n  name: c1\n  name: c2\nhosts:\n") + GOOD_HOST},
