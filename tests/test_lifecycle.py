@@ -519,3 +519,20 @@ def test_source_with_a_fifo_is_refused_through_the_cli(engine, selftest_image, t
     os.mkfifo(src / "fifo")
     r = cli("exec-stage", "build", "--name", unique_name, "--source", str(src), "-q", timeout=60)
     _two_line_error(r, str(src / "fifo"))
+
+
+def test_damaged_state_file_does_not_break_status(engine, selftest_image, tmp_path, unique_name):
+    import os
+    prof = profile_file(tmp_path, selftest_image)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    from containerctl.stages import runner
+    cid = engine.find(unique_name).id
+    for bad in ["[]", '"x"', '{"container_id": 5}', '{"container_id": "%s", "stages": []}' % cid,
+                '{"container_id": "%s", "stages": {"deps": "passed"}}' % cid, "{not json"]:
+        f = runner.state_file(unique_name)
+        os.makedirs(f.parent, exist_ok=True)
+        f.write_text(bad)
+        for args in (["status", "--name", unique_name], ["status", "--name", unique_name, "--json"]):
+            r = cli(*args)
+            assert r.returncode == 0 and "Traceback" not in r.stderr, (bad, r.stdout, r.stderr)
+            assert "internal error" not in r.stderr, (bad, r.stderr)
