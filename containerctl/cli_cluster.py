@@ -168,7 +168,11 @@ def register(app: typer.Typer) -> None:
                mpi: str = typer.Option("pmi2", "--mpi", help="slurm: srun --mpi plugin "
                                        "(pmi2 | pmix)"),
                image: Optional[List[str]] = typer.Option(None, "--image", help="HOST=REF: the "
-                                                         "registry image a host runs (repeatable)")):
+                                                         "registry image a host runs (repeatable)"),
+               source: Optional[str] = typer.Option(None, "--source", help="The local FlagCX "
+                                                    "checkout the images hold (its perf layout "
+                                                    "and options are probed); default: the "
+                                                    "first host's last passed build")):
         """The same job for a batch system: an sbatch script (pyxis --container-image, one
         heterogeneous-job component per host) or a Kubeflow MPIJob manifest."""
         from .cluster import render_mpijob, render_slurm
@@ -181,7 +185,8 @@ def register(app: typer.Typer) -> None:
             k, _, v = item.partition("=")
             cl.inv.host(k)
             images[k] = v
-        opts = {"coll": coll, "begin": begin, "end": end, "mpi": mpi, "images": images}
+        opts = {"coll": coll, "begin": begin, "end": end, "mpi": mpi, "images": images,
+                "source": source}
         if fmt == "slurm":
             text = render_slurm(cl, opts)
         elif fmt == "mpijob":

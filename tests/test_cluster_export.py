@@ -78,7 +78,7 @@ def test_slurm_uniform_hosts_are_one_component_and_pmix(tmp_path):
     # same image, same slots, different env: still two components (env differs per host)
     assert "--mpi=pmix" in comps[0]
     assert len(comps) == 2 and sb.count("hetjob") == 1
-    assert "containerctl/cpu-selftest" in text and "push it to a registry" in text
+    assert "containerctl/cpu-selftest" in text and "docker push" in text
     # a truly uniform inventory collapses to one component with --nodes=N
     inv = yaml.safe_load(LOCAL.read_text())
     for h in inv["hosts"]:
@@ -116,7 +116,7 @@ def test_mpijob_manifest_structure():
     assert "-n 2" in segs[0] and "-env CUDA_VISIBLE_DEVICES 0,1" in segs[0]
     assert "-n 2" in segs[1] and "-env MACA_VISIBLE_DEVICES 0,1" in segs[1]
     for s in segs:
-        assert re.search(r"test_allreduce -b 1K -e 64K ", s)
+        assert re.search(r"/(test|perf)_allreduce -b 1K -e 64K ", s)
     env = {e["name"]: e["value"] for e in launcher["env"]}
     assert env["HYDRA_LAUNCHER_EXTRA_ARGS"] == "-p 8010"
     assert "sshd" in " ".join(worker["command"]) and "-p 8010" in " ".join(worker["command"])
@@ -150,3 +150,128 @@ def test_export_needs_no_engine(fmt, tmp_path):
     r = cli("cluster", "export", "--format", fmt, "--hosts", str(f))
     assert r.returncode == 0, r.stderr
     assert "hosts.yaml" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# what the export names exists: the built image's content-hash tag, the checkout's perf binary
+
+def _srun_binary(comp: list[str]) -> tuple[str, list[str]]:
+    i = comp.index("env")
+    binary = next(a for a in comp[i + 1:] if "=" not in a)
+    return binary, comp[comp.index(binary) + 1:]
+
+
+@pytest.mark.docker
+def test_export_names_the_built_image_tag(selftest_image, tmp_path):
+    """No --image: the image is the content-hash tag containerctl built (never :latest), with
+    how to push it."""
+    assert re.fullmatch(r"containerctl/cpu-selftest:[0-9a-f]{12}", selftest_image)
+    r = cli("cluster", "export", "-f", "slurm", "--hosts", str(LOCAL))
+    assert r.returncode == 0, r.stderr
+    _sb, comps = _sbatch(r.stdout)
+    assert {next(a for a in c if a.startswith("--container-image=")) for c in comps} == \
+        {f"--container-image={selftest_image}"}
+    assert ":latest" not in r.stdout
+    assert f"docker tag {selftest_image} REGISTRY/" in r.stdout
+    r = cli("cluster", "export", "-f", "mpijob", "--hosts", str(LOCAL))
+    assert r.returncode == 0, r.stderr
+    doc = yaml.safe_load(r.stdout)
+    w = doc["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    assert w["image"] == selftest_image
+
+
+def _checkout(root, layout: str):
+    """A tiny FlagCX-shaped tree: ≤ v0.11 (test/perf/Makefile + test_allreduce.cpp whose getopt
+    has no -d/-o) or ≥ v0.12 (test/perf/host_api/Makefile, getopt with -d/-o)."""
+    if layout == "test_perf":
+        d = root / "test" / "perf"
+        opts = "b:e:f:w:n:p:"
+    else:
+        d = root / "test" / "perf" / "host_api"
+        opts = "b:e:f:w:n:p:d:o:"
+    d.mkdir(parents=True)
+    (d / "Makefile").write_text("all:\n")
+    (d / "test_allreduce.cpp").write_text(
+        "int main(int argc, char **argv) {\n"
+        f'  while (getopt(argc, argv, "{opts}") != -1) {{}}\n  return 0;\n}}\n')
+    return root
+
+
+@pytest.mark.parametrize("layout, rel, typed", [
+    ("test_perf", "test/perf/test_allreduce", False),
+    ("host_api", "test/perf/host_api/build/bin/perf_allreduce", True),
+])
+def test_export_binary_and_options_follow_the_checkout(tmp_path, layout, rel, typed):
+    src = _checkout(tmp_path / "FlagCX", layout)
+    common = ["--hosts", str(LOCAL), "--source", str(src), "-b", "1K", "-e", "64K",
+              "--image", "a=reg/x:1", "--image", "b=reg/x:1"]
+    r = cli("cluster", "export", "-f", "slurm", *common)
+    assert r.returncode == 0, r.stderr
+    assert f"FlagCX perf layout {layout}" in r.stdout and f"probed {src}" in r.stdout
+    _sb, comps = _sbatch(r.stdout)
+    for c in comps:
+        binary, args = _srun_binary(c)
+        assert binary == f"/workspace/FlagCX/{rel}"
+        assert f"--container-workdir={binary.rsplit('/', 1)[0]}" in c
+        assert (args[args.index("-d") + 1] == "float" and args[args.index("-o") + 1] == "sum") \
+            if typed else ("-d" not in args and "-o" not in args)
+        assert args[args.index("-b") + 1] == "1K"
+    r = cli("cluster", "export", "-f", "mpijob", *common)
+    assert r.returncode == 0, r.stderr
+    cmd = yaml.safe_load(r.stdout)["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"][
+        "containers"][0]["command"]
+    segs = " ".join(cmd).split(" : ")
+    assert len(segs) == 2
+    for seg in segs:
+        a = seg.split()
+        assert a[a.index("-wdir") + 1] == f"/workspace/FlagCX/{rel}".rsplit("/", 1)[0]
+        assert f"/workspace/FlagCX/{rel}" in a
+        assert ("-d" in a and "-o" in a) == typed
+
+
+def test_export_takes_the_layout_from_the_last_passed_build(tmp_path):
+    """No --source: the interface the first host's passed build stage recorded."""
+    from containerctl.cluster.inventory import load_inventory
+    from containerctl.cluster import Cluster
+    from containerctl.flagcx import probe_local
+    from containerctl.results import store
+    iface = probe_local(_checkout(tmp_path / "FlagCX", "host_api"))
+    container = Cluster(load_inventory(LOCAL)).hosts[0].container
+    rid = store.new_run_id("cpu-selftest")
+    store.write_run({"run_id": rid, "profile": "cpu-selftest", "platform": "cpu",
+                     "container": container, "started": "2026-01-01T00:00:00+00:00",
+                     "status": "passed", "stages": ["build"]})
+    store.write_stage(rid, {"schema": "containerctl.stage/1", "run_id": rid, "stage": "build",
+                            "status": "passed",
+                            "started": "2026-01-01T00:00:00+00:00",
+                            "finished": "2026-01-01T00:00:01+00:00", "duration_s": 1.0,
+                            "exit_code": 0, "message": "ok", "profile": "cpu-selftest",
+                            "platform": "cpu", "container": container,
+                            "metrics": {"flagcx_interface": iface.to_dict()}, "checks": [],
+                            "repro": {}, "log": "logs/build.log"})
+    r = cli("cluster", "export", "-f", "slurm", "--hosts", str(LOCAL), "--image", "a=r/x:1",
+            "--image", "b=r/x:1")
+    assert r.returncode == 0, r.stderr
+    assert f"the passed build of host a (run {rid})" in r.stdout
+    _sb, comps = _sbatch(r.stdout)
+    binary, args = _srun_binary(comps[0])
+    assert binary.endswith("/test/perf/host_api/build/bin/perf_allreduce") and "-d" in args
+
+
+def test_export_says_which_layout_it_assumed(tmp_path):
+    """Nothing to read the layout from (no build record, the source is not here): the script
+    says what it assumed and how to fix it."""
+    inv = yaml.safe_load(LOCAL.read_text())
+    for h in inv["hosts"]:
+        h["set"] = [f"flagcx.source={tmp_path}/not-here"]
+    f = tmp_path / "hosts.yaml"
+    f.write_text(yaml.safe_dump(inv))
+    r = cli("cluster", "export", "-f", "slurm", "--hosts", str(f), "--image", "a=r/x:1",
+            "--image", "b=r/x:1")
+    assert r.returncode == 0, r.stderr
+    assert "FlagCX perf layout NOT KNOWN" in r.stdout and "--source DIR" in r.stdout
+    _sb, comps = _sbatch(r.stdout)
+    assert _srun_binary(comps[0])[0] == "/workspace/FlagCX/test/perf/test_allreduce"
+    r = cli("cluster", "export", "-f", "slurm", "--hosts", str(f), "--source",
+            str(tmp_path / "nope"))
+    assert r.returncode == 2 and "--source" in r.stderr and "fix:" in r.stderr
