@@ -14,7 +14,8 @@ from .plain import View, fmt_elapsed
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 ICON = {"pending": ("·", "dim"), "passed": ("✓", "green"), "failed": ("✗", "bold red"),
-        "timeout": ("✗", "bold red"), "interrupted": ("✗", "yellow"), "skipped": ("–", "dim")}
+        "timeout": ("✗", "bold red"), "interrupted": ("✗", "yellow"), "skipped": ("–", "dim"),
+        "done": ("•", "")}
 
 
 def _icon(st: StageState, now: float) -> tuple[str, str]:

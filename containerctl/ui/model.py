@@ -9,15 +9,17 @@ Callbacks it understands (the runner calls them; see ui/README in events.py):
       kind "stage-start": timeout=seconds, log=path (optional)
       kind "stage-end":   status=passed|failed|timeout|interrupted|skipped, message=…,
                           duration=seconds
-Without on_event, a stage ends when the next one starts (the runner stops at a failure, so that
-stage passed) and the outcomes Pipeline.run returns settle the rest."""
+Without on_event, a stage ends when the next one starts, with the verdict of the record the
+runner wrote for it (<run>/<stage>.json); the outcomes Pipeline.run returns settle the rest."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import deque
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from . import filters
@@ -65,6 +67,16 @@ class StageState:
         if self.started is None:
             return None
         return (self.ended or now or time.monotonic()) - self.started
+
+
+def _record(run_dir: Path | None, stage: str) -> dict:
+    if run_dir is None:
+        return {}
+    try:
+        rec = json.loads((run_dir / f"{stage}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
 
 
 def expected_sizes(begin: Any, end: Any, factor: Any) -> list[int]:
@@ -195,16 +207,22 @@ class RunModel:
                 return
             now = time.monotonic()
             order = list(self.stages)
-            # stages before this one that were still open: a running one passed (the runner
-            # stops at a failure); one that never started was skipped (already passed)
+            # stages before this one that were still open have ended: their verdict is the
+            # record the runner wrote before going on (<run>/<stage>.json, next to logs/)
             if not self.events_seen:
+                run_dir = Path(st.log).parent.parent if st.log else None
                 for name in order[:order.index(stage)]:
                     prev = self.stages[name]
-                    if prev.state == "running":
-                        self._end(name, "passed", "", None, now=now)
-                    elif prev.state == "pending":
+                    if prev.state not in ("running", "pending"):
+                        continue
+                    rec = _record(run_dir, name)
+                    if rec.get("status") in DONE:
+                        self._end(name, rec["status"], str(rec.get("message") or ""),
+                                  rec.get("duration_s") if prev.state == "running" else None, now=now)
+                    elif prev.state == "running":
+                        self._end(name, "done", "", None, now=now)
+                    else:
                         prev.state = "skipped"
-                        prev.message = prev.message or "already passed with the same inputs"
                         self.listener("stage-end", name, status="skipped", message=prev.message,
                                       duration=None)
             st.state, st.started, st.ended, st.duration = "running", now, None, None
@@ -214,7 +232,7 @@ class RunModel:
         with self.lock:
             st = self.stage(stage)
             was = st.state
-            st.state = status if status in DONE else "failed"
+            st.state = status if status in DONE or status == "done" else "failed"
             st.message = message or st.message
             st.ended = now or time.monotonic()
             if duration is not None:

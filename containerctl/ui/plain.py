@@ -12,7 +12,7 @@ from typing import Any
 from .model import RunModel
 
 STATUS_WORD = {"passed": "passed", "failed": "FAILED", "timeout": "TIMED OUT",
-               "interrupted": "interrupted", "skipped": "skipped"}
+               "interrupted": "interrupted", "skipped": "skipped", "done": "ended"}
 
 
 def fmt_elapsed(s: float | None) -> str:
