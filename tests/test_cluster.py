@@ -400,3 +400,114 @@ def test_docker_engine_over_ssh_endpoint(engine, selftest_image, loopback_sshd, 
         assert engine.find(f"cctl_{name}_far") is None
     finally:
         _cleanup_cluster(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# launch lines (pure), names, isolation, bounded waits
+
+def test_mpich_mpmd_and_srun_argv():
+    from containerctl.cluster.launch import Segment, hetero_runs, mpich_mpmd, srun_mpmd
+    a = Segment("a", 2, "/f/perf_allreduce", ("-b", "1K"), "/f", {"CUDA_VISIBLE_DEVICES": "0,1"})
+    b = Segment("b", 3, "/g/test_allreduce", ("-b", "1K", "-d", "float"), "/g",
+                {"MACA_VISIBLE_DEVICES": "2", "X": "a b"}, image="reg/b:1")
+    argv = mpich_mpmd("/opt/m/bin/mpirun", "/tmp/hf", [a, b])
+    assert argv == ["/opt/m/bin/mpirun", "-f", "/tmp/hf", "-genvnone",
+                    "-n", "2", "-wdir", "/f", "-env", "CUDA_VISIBLE_DEVICES", "0,1",
+                    "/f/perf_allreduce", "-b", "1K", ":",
+                    "-n", "3", "-wdir", "/g", "-env", "MACA_VISIBLE_DEVICES", "2",
+                    "-env", "X", "a b", "/g/test_allreduce", "-b", "1K", "-d", "float"]
+    s = srun_mpmd([a, b], "pmix")
+    assert s[:2] == ["srun", "--mpi=pmix"] and s.count(":") == 1
+    second = s[s.index(":") + 1:]
+    assert second[:4] == ["--container-image=reg/b:1", "--container-workdir=/g", "--export=ALL",
+                          "env"]
+    assert "X=a b" in second and second[-4:] == ["-b", "1K", "-d", "float"]
+    runs = hetero_runs("/m/mpirun", "/hf", {"allreduce": [a, b]}, "RID")
+    assert runs[0]["coll"] == "allreduce"
+    assert runs[0]["argv"].count("CCTL_HETERO_RUN") == 2           # every segment is marked
+    assert runs[0]["command"].startswith("/m/mpirun -f /hf -genvnone -n 2 ")
+    with pytest.raises(ValueError):
+        srun_mpmd([a], "ssh")
+    with pytest.raises(ValueError):
+        mpich_mpmd("/m", "/hf", [])
+
+
+def test_container_names_cannot_collide(tmp_path):
+    from containerctl.cluster.inventory import container_name
+    assert container_name("x", "a-b") != container_name("x-a", "b")
+    pairs = [("x", "a-b"), ("x-a", "b"), ("x", "a_b"), ("x.a", "b"), ("x", "a.b")]
+    assert len({container_name(c, h) for c, h in pairs}) == len(pairs)
+    f = _write(tmp_path, "cluster:\n  name: x_a\nhosts:\n  - {name: b, profile: cpu-selftest}\n")
+    with pytest.raises(ProfileError) as ei:
+        load_inventory(f)
+    assert ei.value.message.startswith(f"{f}:2:") and "'_' is reserved" in ei.value.message
+
+
+def _inv(tmp_path: Path, cluster: str, host: str) -> Path:
+    f = tmp_path / f"{cluster}.yaml"
+    f.write_text(yaml.safe_dump({"cluster": {"name": cluster},
+                                 "hosts": [{"name": host, "profile": "cpu-selftest",
+                                            "slots": 2}]}))
+    return f
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_clusters_that_shared_a_name_stay_apart(engine, selftest_image, tmp_path):
+    """Cluster x with host a-b and cluster x-a with host b were both cctl-x-a-b: the second up
+    recreated the first's container. Now each keeps its own, ps and down see only their own
+    (by label), and a container of another owner under the name is refused, not taken."""
+    x = f"x{uuid.uuid4().hex[:6]}"
+    f1, f2 = _inv(tmp_path, x, "a-b"), _inv(tmp_path, f"{x}-a", "b")
+    f3 = _inv(tmp_path, f"{x}-c", "z")
+    try:
+        r = cli("cluster", "up", "--hosts", str(f1))
+        assert r.returncode == 0, r.stdout + r.stderr
+        c1 = engine.find(f"cctl_{x}_a-b")
+        r = cli("cluster", "up", "--hosts", str(f2))
+        assert r.returncode == 0, r.stdout + r.stderr
+        c2 = engine.find(f"cctl_{x}-a_b")
+        again = engine.find(c1.name)
+        assert c2 is not None and c2.id != c1.id and again.id == c1.id and again.running
+        rows = json.loads(cli("cluster", "ps", "--hosts", str(f1), "--json").stdout)
+        assert [(r["host"], r["container"], r["status"]) for r in rows] == \
+            [("a-b", c1.name, "running")]
+        r = cli("cluster", "down", "--hosts", str(f2), "--volumes")
+        assert r.returncode == 0 and c1.name not in r.stdout, r.stdout + r.stderr
+        assert engine.find(c2.name) is None and engine.find(c1.name).running
+        # a single-host container under a cluster container's name is not taken over
+        r = cli("up", "--profile", "cpu-selftest", "--name", f"cctl_{x}-c_z")
+        assert r.returncode == 0, r.stderr
+        before = engine.find(f"cctl_{x}-c_z").id
+        r = cli("cluster", "up", "--hosts", str(f3))
+        assert r.returncode == 2
+        assert f"host z: a container named cctl_{x}-c_z exists" in r.stderr
+        assert "single-host container" in r.stderr and "fix:" in r.stderr
+        assert engine.find(f"cctl_{x}-c_z").id == before
+    finally:
+        for c in (x, f"{x}-a"):
+            _cleanup_cluster(c)
+        engine.remove(f"cctl_{x}-c_z", force=True, volumes=True)
+        engine.remove_volume(f"cctl_{x}-c_z-workspace")
+
+
+def test_silent_ssh_engine_fails_within_the_bound(tmp_path):
+    """An ssh:// engine whose host accepts TCP and then says nothing (no sshd banner): `cluster
+    up` gives up within the stated bound (10 s) and names the host. Loopback only."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)                # never accepted: the handshake completes, no banner comes
+    port = srv.getsockname()[1]
+    f = tmp_path / "hosts.yaml"
+    f.write_text(yaml.safe_dump({"cluster": {"name": "silent"},
+                                 "hosts": [{"name": "mute", "profile": "cpu-selftest",
+                                            "docker": f"ssh://root@127.0.0.1:{port}"}]}))
+    try:
+        t0 = time.monotonic()
+        r = cli("cluster", "up", "--hosts", str(f), timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "host mute" in r.stderr and f"127.0.0.1:{port}" in r.stderr and "fix:" in r.stderr
+    assert took < 20, f"took {took:.1f}s"      # 10 s bound + CLI start on a loaded machine
