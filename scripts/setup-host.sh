@@ -17,6 +17,7 @@ if [ "${CONTAINERCTL_SETUP_TEST_DEPS:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
   command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server openssh-client)
   command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+  [ -f /usr/include/gtest/gtest.h ] && [ -f /usr/include/nlohmann/json.hpp ] || need_pkgs+=(libgtest-dev nlohmann-json3-dev)
   command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then

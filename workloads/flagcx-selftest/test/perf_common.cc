@@ -119,7 +119,9 @@ double timeRuns(PerfContext &ctx, const PerfCollective &coll, size_t count, int 
   for (int i = 0; i < ctx.opt.iters; i++) check(coll.run(ctx, count, root), coll.name);
   double elapsed = (MPI_Wtime() - t0) / ctx.opt.iters;
   MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  return elapsed / ctx.nranks;
+  elapsed /= ctx.nranks;
+  // A clock tick longer than the runs would give 0 and an "inf" bandwidth: never less than 1 ns.
+  return elapsed > 1e-9 ? elapsed : 1e-9;
 }
 
 void printResult(size_t size, double elapsed, double busFactor) {
