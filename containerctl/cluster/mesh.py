@@ -167,16 +167,20 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1; then
   else echo "CCTL_ERR no /usr/sbin/sshd or ssh client, and no apt-get to install them"; exit 3; fi
 fi
 mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh
-ssh-keygen -A >/dev/null || { echo "CCTL_ERR ssh-keygen -A failed"; exit 3; }
+# only the ed25519 host key (the one known_hosts gets): `ssh-keygen -A` would also make an RSA
+# key, seconds of CPU per container when many start at once
+hk=/etc/ssh/ssh_host_ed25519_key
+[ -s "$hk" ] || ssh-keygen -q -t ed25519 -N "" -f "$hk" >/dev/null || { echo "CCTL_ERR ssh-keygen failed"; exit 3; }
 pidf=/run/containerctl-sshd-$port.pid
 if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then echo "sshd already runs on $port"
 else
-  /usr/sbin/sshd -p "$port" -o PidFile="$pidf" -o PermitRootLogin=prohibit-password \
+  /usr/sbin/sshd -p "$port" -o PidFile="$pidf" -o HostKey="$hk" -o UsePAM=no \
+    -o PrintMotd=no -o UseDNS=no -o PermitRootLogin=prohibit-password \
     -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o PubkeyAuthentication=yes \
     -o "AuthorizedKeysFile .ssh/authorized_keys" || { echo "CCTL_ERR sshd did not start"; exit 3; }
   echo "sshd started on $port"
 fi
-echo "CCTL_HOSTKEY $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)"
+echo "CCTL_HOSTKEY $(cut -d' ' -f1,2 "$hk.pub")"
 """
 
 SSH_FILES_SCRIPT = r"""set -e
