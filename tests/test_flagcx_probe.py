@@ -134,7 +134,16 @@ def test_offline_substitutions(tmp_path):
     main.system_json = "/usr/include"
     main.system_gtest_include, main.system_gtest_lib = "/usr/include", "/usr/lib/x86_64-linux-gnu"
     assert main.build_make_vars() == {"JSON_INCLUDE_DIR": "/usr/include"}
-    assert main.unittest_make_vars() == {}   # main falls back to /usr/src/googletest itself
+    # once the submodule is filled with links, main's make.inc takes it and looks for
+    # third-party/googletest/build/lib, which only the submodule's own build makes: override
+    assert main.unittest_make_vars() == {"GTEST_INCLUDE": "-I/usr/include",
+                                         "GTEST_LIB": "/usr/lib/x86_64-linux-gnu"}
+    main.system_gtest_src = "/usr/src/googletest"
+    links = {k: v for s in main.substitutions()[0] for k, v in s["links"].items()}
+    assert links == {
+        "third-party/json/single_include/nlohmann": "/usr/include/nlohmann",
+        "third-party/googletest/googletest": "/usr/src/googletest/googletest",
+        "third-party/googletest/googlemock": "/usr/src/googletest/googlemock"}
 
 
 def test_filled_submodules_need_nothing(tmp_path):

@@ -70,10 +70,11 @@ def test_hostile_values_never_reach_script_text(profile_name, payload, fxi, tmp_
         assert p not in _body(script), f"{name}: the value reached the script text"
         # the prologue, run for real, creates nothing and carries each value intact
         prologue = _split(script)[0]
-        check = prologue + '\nprintf "%s" "$CCTL_PROFILE_MPI_HOME"'
+        names = [k for k in ctx["env"] if f"export {k}=" in prologue]
+        check = prologue + "\n" + "".join(f'printf "%s\\0" "${k}"\n' for k in names)
         out = subprocess.run(["bash", "-c", check], capture_output=True, text=True, timeout=10)
         assert out.returncode == 0, out.stderr
-        assert out.stdout == (prof.flagcx.mpi_home or "")
+        assert out.stdout.split("\0")[:-1] == [ctx["env"][k] for k in names], name
         assert not list(Path("/tmp").glob("cctl-pwned-*")), f"{name}: a payload ran"
         syn = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
         assert syn.returncode == 0, f"{name}: {syn.stderr}"

@@ -53,6 +53,7 @@ class FlagCXInterface:
     system_json: str | None = None
     system_gtest_include: str | None = None
     system_gtest_lib: str | None = None
+    system_gtest_src: str | None = None
     errors: list[str] = field(default_factory=list)
 
     # -- identity -------------------------------------------------------------------------------
@@ -119,13 +120,19 @@ class FlagCXInterface:
     # -- offline checkouts ----------------------------------------------------------------------
     def substitutions(self) -> tuple[list[dict], list[str]]:
         """For submodules a release tarball leaves empty: (what is substituted, what cannot be).
-        Each substitution is {submodule, path, with, make_vars}."""
+        Each substitution is {submodule, with, links: {path in the checkout: system path},
+        make_vars}. The empty submodule is FILLED with links to the system's copy (so every
+        Makefile rule that reads it — headers, googletest's own sources — finds what it wants),
+        plus make variables where a Makefile points at files the submodule would only have after
+        its own build (googletest's build/lib)."""
         subs: list[dict] = []
         problems: list[str] = []
         if self.submodules.get("json") in ("empty", "absent") and self.needs_json:
             if self.system_json:
                 mv = {self.json_override: self.system_json} if self.json_override else {}
                 subs.append({"submodule": "third-party/json", "with": f"{self.system_json}/nlohmann",
+                             "links": {"third-party/json/single_include/nlohmann":
+                                       f"{self.system_json}/nlohmann"},
                              "make_vars": mv})
             else:
                 problems.append("third-party/json is empty and no system nlohmann/json.hpp was "
@@ -134,12 +141,19 @@ class FlagCXInterface:
         if self.submodules.get("googletest") in ("empty", "absent") and \
                 self.unittest_layout != "none":
             if self.system_gtest_include and self.system_gtest_lib:
-                mv = {} if self.gtest_system_fallback else {
-                    "GTEST_INCLUDE": f"-I{self.system_gtest_include}",
-                    "GTEST_LIB": self.system_gtest_lib}
+                links = {}
+                if self.system_gtest_src:
+                    links = {"third-party/googletest/googletest":
+                             f"{self.system_gtest_src}/googletest",
+                             "third-party/googletest/googlemock":
+                             f"{self.system_gtest_src}/googlemock"}
+                mv = {"GTEST_INCLUDE": f"-I{self.system_gtest_include}",
+                      "GTEST_LIB": self.system_gtest_lib}
                 subs.append({"submodule": "third-party/googletest",
-                             "with": f"{self.system_gtest_include}/gtest + "
-                                     f"{self.system_gtest_lib}/libgtest", "make_vars": mv})
+                             "with": (f"{self.system_gtest_src} (sources) + " if links else "")
+                             + f"{self.system_gtest_include}/gtest + "
+                               f"{self.system_gtest_lib}/libgtest", "links": links,
+                             "make_vars": mv})
             else:
                 problems.append("third-party/googletest is empty and no system gtest was found: "
                                 "install libgtest-dev in the image, or fill "

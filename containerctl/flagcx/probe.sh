@@ -107,6 +107,8 @@ if grep -rqs --include='*.h' --include='*.hpp' --include='*.cc' --include='*.cpp
 fi
 [ -f /usr/include/nlohmann/json.hpp ] && p system_json /usr/include
 [ -f /usr/include/gtest/gtest.h ] && p system_gtest_include /usr/include
+# googletest's own sources (Debian/Ubuntu libgtest-dev): what an empty submodule would hold
+[ -f /usr/src/googletest/googletest/src/gtest-all.cc ] && p system_gtest_src /usr/src/googletest
 for l in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib /usr/local/lib; do
   if [ -f "$l/libgtest.a" ] || [ -f "$l/libgtest.so" ]; then p system_gtest_lib "$l"; break; fi
 done

@@ -114,6 +114,7 @@ def _env(search: list[Path]):
 
 _IDENT = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VALUES_END = "# end of values"
+_USED = __import__("re").compile(r"\b(CCTL_[A-Z0-9_]+)\b")
 
 
 def env_prologue(values: dict[str, str]) -> str:
@@ -139,10 +140,15 @@ def render(sd: StageDef, ctx: dict) -> str:
     env = _env([Path(sd.file).parent if sd.file else DEFS_DIR, DEFS_DIR])
     try:
         body = env.from_string(sd.script).render(**ctx)
+        # only the CCTL_* values this script reads (so a perf option does not change the
+        # build's inputs); the profile's own variables are the stage's environment: all of them
+        used = set(_USED.findall(body))
+        values = {k: v for k, v in (ctx.get("env") or {}).items()
+                  if not k.startswith("CCTL_") or k in used}
         if body.startswith("#!"):
             first, _, rest = body.partition("\n")
-            return first + "\n" + env_prologue(ctx.get("env") or {}) + rest
-        return env_prologue(ctx.get("env") or {}) + body
+            return first + "\n" + env_prologue(values) + rest
+        return env_prologue(values) + body
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
         raise ProfileError(f"{sd.file}: stage {sd.name} script"

@@ -40,14 +40,7 @@ def now() -> str:
 # state
 
 def state_file(container: str) -> Path:
-    return paths.home() / "state" / f"{_safe(container)}.json"
-
-
-def _safe(name: str) -> str:
-    """A file name derived from a container name that cannot leave its directory."""
-    if re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name) and ".." not in name:
-        return name
-    return "x-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    return paths.state_file(container)
 
 
 def _valid_state(st) -> bool:
@@ -253,6 +246,9 @@ def resolve_source(profile: Profile, override: str | None = None) -> tuple[str, 
 def source_identity(kind: str, loc: str | None, ref: str) -> str:
     """What the build's inputs hash sees of the source: for a directory, its content."""
     ident = f"{kind}:{loc}@{ref}"
+    if kind == "dir":
+        from ..engine import refuse_special_files
+        refuse_special_files(Path(loc))   # a FIFO would hang the fingerprint and the copy
     return ident + ":" + _tree_fingerprint(Path(loc)) if kind == "dir" else ident
 
 
@@ -418,7 +414,7 @@ class stage_lock:
     a stale lock."""
 
     def __init__(self, container: str, command: str = "run"):
-        self.path = paths.home() / "locks" / f"{_safe(container)}.stages.lock"
+        self.path = paths.lock_file(f"{container}.stages")
         self.container = container
         self.command = command
         self.fd = None
@@ -462,7 +458,8 @@ class StageOutcome:
 class Pipeline:
     def __init__(self, engine: Engine, profile: Profile, container: str, options: dict | None = None,
                  echo: Callable[[str, str], None] | None = None,
-                 status: Callable[[str], None] | None = None):
+                 status: Callable[[str], None] | None = None,
+                 events: Callable[..., None] | None = None):
         paths.require_writable_home()
         self.engine = engine
         self.profile = profile
@@ -470,6 +467,7 @@ class Pipeline:
         self.options = options or {}
         self.echo = echo or (lambda stage, line: None)
         self.status = status or (lambda msg: None)
+        self._events = events
         info = engine.inspect(container)
         self.container_id = info["Id"]
         self.image_id = info["Image"]
@@ -583,6 +581,8 @@ class Pipeline:
                 if na:
                     oc = StageOutcome(sd.name, "skipped", f"not applicable: {na}")
                     self._record(run_id, sd, oc, 0.0, None)
+                    self.events("stage-end", sd.name, status="skipped", message=oc.message,
+                                duration=0.0)
                     outcomes.append(oc)
                     continue
                 blocked = [r for r in sd.requires if r in failed]
@@ -591,6 +591,8 @@ class Pipeline:
                     oc = StageOutcome(sd.name, "failed",
                                       f"not run: it needs {blocked[0]}, which failed in this run")
                     self._record(run_id, sd, oc, 0.0, None)
+                    self.events("stage-end", sd.name, status="failed", message=oc.message,
+                                duration=0.0)
                     outcomes.append(oc)
                     failed.add(sd.name)
                     continue
@@ -613,6 +615,14 @@ class Pipeline:
             meta["outcomes"] = {o.name: o.status for o in outcomes}
             store.write_run(meta)
         return run_id, outcomes
+
+    def events(self, kind: str, stage: str, **data) -> None:
+        """stage-start / stage-end for a live view; a broken view never breaks a run."""
+        if self._events is not None:
+            try:
+                self._events(kind, stage, **data)
+            except Exception:
+                pass
 
     def probe_flagcx(self) -> FlagCXInterface:
         """Ask the checkout in the container what it offers (flagcx/probe.sh reads its files)."""
@@ -661,6 +671,8 @@ class Pipeline:
                                   f"already passed in run {prev.get('run_id')} with the same "
                                   "inputs (--force to rerun)")
                 self._record(run_id, sd, oc, 0.0, None, previous=prev.get("run_id"))
+                self.events("stage-end", sd.name, status="skipped", message=oc.message,
+                            duration=0.0)
                 return oc
             self.status(f"{sd.name}: running (log {log_path})")
             buf = bytearray()
@@ -680,6 +692,7 @@ class Pipeline:
             timeout = int(self.options.get("timeout") or
                           self.profile.stages.timeouts.get(sd.name, sd.timeout))
             extra_checks: list[dict] = []
+            self.events("stage-start", sd.name, timeout=timeout, log=str(log_path))
             try:
                 if early_error is not None:
                     raise early_error
@@ -746,6 +759,8 @@ class Pipeline:
         rec = self._record(run_id, sd, oc, time.monotonic() - t0, code, metrics=metrics,
                            checks=checks, repro=repro, started=started, source=fp)
         oc.record = rec
+        self.events("stage-end", sd.name, status=status, message=msg,
+                    duration=rec["duration_s"])
         st = {"status": status, "inputs": inputs, "run_id": run_id, "finished": now()}
         if fp:
             st["source"] = fp
@@ -768,8 +783,18 @@ class Pipeline:
         """Empty submodules of a release tarball, filled from the system, or a clear error."""
         subs, problems = self.interface.substitutions()
         checks = []
+        src = self.ctx["env"]["CCTL_FLAGCX_DIR"]
         for sub in subs:
             log_text(f"offline checkout: {sub['submodule']} is empty here; using {sub['with']}")
+            for rel, target in (sub.get("links") or {}).items():
+                dest = f"{src}/{rel}"
+                code, out = self.engine.exec_capture(self.container, [
+                    "bash", "-c", 'mkdir -p "$(dirname "$1")" && ln -sfn "$2" "$1"', "link",
+                    dest, target])
+                if code != 0:
+                    raise StageError(f"could not link {dest} -> {target}: {out.strip()[-200:]}",
+                                     f"fill {sub['submodule']} in the checkout yourself")
+                log_text(f"  {rel} -> {target}")
             checks.append({"name": f"{sub['submodule']} substituted", "ok": True,
                            "detail": f"empty in this checkout; built with {sub['with']}"})
         if problems:
