@@ -294,6 +294,7 @@ class Host:
     mpich: Optional[str] = None
     env: dict[str, str] = field(default_factory=dict)      # what its ranks get (-env)
     bins: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # coll → (layout, wdir, path)
+    stdbuf: Optional[str] = None       # coreutils stdbuf on this host, for line-buffered ranks
     iface: Optional[object] = None     # the FlagCXInterface its build stage probed, when known
 
     @property

@@ -125,6 +125,8 @@ def read_build_output(h: Host, text: str) -> None:
         if ln.startswith("CCTL_HOSTENV ") and "=" in ln:
             k, _, v = ln[13:].partition("=")
             env[k] = v
+        elif ln.startswith("CCTL_STDBUF "):
+            h.stdbuf = ln[len("CCTL_STDBUF "):].strip() or None
         elif ln.startswith("CCTL_BIN ") and " path=" in ln:
             kv = dict(p.split("=", 1) for p in ln[9:].split(" ") if "=" in p)
             h.bins[kv["coll"]] = (kv.get("layout", "v0.11"), kv.get("wdir", ""), kv["path"])
@@ -163,8 +165,11 @@ def launch_commands(cl: "Cluster", ctx: dict, run_id: str) -> list[dict]:
             if coll not in h.bins:
                 raise StageError(f"host {h.name}: no perf binary for {coll}", "see the hetero log")
             layout, wdir, path = h.bins[coll]
-            segs.append(Segment(h.name, h.slots, path,
-                                tuple(perf_args(h, ctx["perf"], layout, extra)), wdir, h.env))
+            args = tuple(perf_args(h, ctx["perf"], layout, extra))
+            if getattr(h, "stdbuf", None):
+                # whole lines per write: ranks' lines then interleave only at line boundaries
+                path, args = h.stdbuf, ("-oL", "-eL", path, *args)
+            segs.append(Segment(h.name, h.slots, path, args, wdir, h.env))
         per_coll[coll] = segs
     return hetero_runs(f"{cl.inv.cluster.mpi_home}/bin/mpirun",
                        f"{MESH_DIR}/hetero/{run_id}/hostfile", per_coll, run_id)

@@ -88,6 +88,7 @@ def parse_perf(text: str, ctx: dict):
     missing = {m.group(1): m.group(3) for m in _MARK.finditer(text) if m.group(3)}
     for coll, chunk in split_colls(text).items():
         chunk = _END.sub("", chunk)
+        chunk = judged_text(chunk)
         rc = ends.get(coll)
         if coll in missing:
             checks.append({"name": f"{coll} built", "ok": False,
@@ -134,6 +135,21 @@ def parse_perf(text: str, ctx: dict):
                        "detail": "no collective was run: the perf tests did not build or the "
                                  "launcher did not start (see the stage log)"})
     return metrics, checks, {}
+
+
+_RANK_LINE = re.compile(r"^CCTL_RANK(\d+)\| ?(.*)$", re.M)
+
+
+def judged_text(chunk: str) -> str:
+    """What one collective's run is judged on: every rank's own output file, rank after rank
+    (the stage dumps them tagged `CCTL_RANK<r>| `), so ranks' lines can never interleave;
+    the live stream (rank 0's copy) only when no rank files were dumped."""
+    ranks: dict[int, list[str]] = {}
+    for m in _RANK_LINE.finditer(chunk):
+        ranks.setdefault(int(m.group(1)), []).append(m.group(2))
+    if not ranks:
+        return chunk
+    return "\n".join("\n".join(ranks[r]) for r in sorted(ranks)) + "\n"
 
 
 def _oracle(coll: str, chunk: str, nranks: int, op: str | None = "sum") -> list[dict]:

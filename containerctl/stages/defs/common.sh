@@ -31,3 +31,25 @@ mpi_launcher() {
   local extra; lines_to extra "$CCTL_MPIRUN_ARGS"
   launcher+=("${extra[@]}")
 }
+# rank_output DIR: the wrapper `$CCTL_DIR/rankout.sh DIR CMD…` gives every MPI rank a file of its
+# own (rank 0 also streams), so ranks' lines can never interleave in what is judged;
+# dump_ranks DIR prints those files back, each line tagged `CCTL_RANK<r>| `.
+rank_output() {
+  cat > "$CCTL_DIR/rankout.sh" <<'RANKOUT'
+#!/bin/bash
+d=$1; shift
+r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-0}}}
+if [ "$r" = 0 ]; then "$@" 2>&1 | tee "$d/rank.$r.out"; exit "${PIPESTATUS[0]}"; fi
+exec "$@" > "$d/rank.$r.out" 2>&1
+RANKOUT
+  chmod +x "$CCTL_DIR/rankout.sh"
+  rm -rf "$1"; mkdir -p "$1"
+}
+dump_ranks() {
+  local f r
+  for f in $(ls "$1"/rank.*.out 2>/dev/null | sort -t. -k2 -n); do
+    r=${f##*/rank.}; r=${r%.out}
+    sed "s/^/CCTL_RANK$r| /" "$f"
+  done
+  return 0
+}
