@@ -263,7 +263,16 @@ def prepare_source(engine: Engine, container: str, profile: Profile, log: Callab
         root = Path(loc)
         fp = identity.rsplit(":", 1)[-1]
         log(f"copying {root} into {container}:{dest} (source fingerprint {fp})")
-        engine.exec(container, ["mkdir", "-p", dest])
+        # another source than the last copy's: start from an empty checkout (a file gone from
+        # the source, or its objects in build/, must not survive: a stale fault file made a
+        # correct tree FAIL, a stale source file was built into libflagcx)
+        code = engine.exec(container, ["bash", "-c", 'mkdir -p "$1" && { [ "$(cat "$1/'
+                                       '.containerctl-source" 2>/dev/null)" = "$2" ] || find '
+                                       '"$1" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; }',
+                                       "clean", dest, fp])
+        if code != 0:
+            raise StageError(f"could not empty {dest} in {container} before the copy "
+                             f"(exit {code})", "check the container's filesystem")
         engine.put_dir(container, root, parent, arcname=base,
                        exclude=lambda n: n.split("/")[1:2] == ["build"])
         engine.put_file(container, dest, ".containerctl-source", f"{fp}\n".encode())
