@@ -295,6 +295,7 @@ class Host:
     env: dict[str, str] = field(default_factory=dict)      # what its ranks get (-env)
     bins: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # coll → (layout, wdir, path)
     stdbuf: Optional[str] = None       # coreutils stdbuf on this host, for line-buffered ranks
+    rankout: Optional[str] = None      # the per-rank output wrapper hetero-build wrote
     iface: Optional[object] = None     # the FlagCXInterface its build stage probed, when known
 
     @property

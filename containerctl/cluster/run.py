@@ -125,6 +125,8 @@ def read_build_output(h: Host, text: str) -> None:
         if ln.startswith("CCTL_HOSTENV ") and "=" in ln:
             k, _, v = ln[13:].partition("=")
             env[k] = v
+        elif ln.startswith("CCTL_RANKOUT "):
+            h.rankout = ln[len("CCTL_RANKOUT "):].strip() or None
         elif ln.startswith("CCTL_STDBUF "):
             h.stdbuf = ln[len("CCTL_STDBUF "):].strip() or None
         elif ln.startswith("CCTL_BIN ") and " path=" in ln:
@@ -169,10 +171,21 @@ def launch_commands(cl: "Cluster", ctx: dict, run_id: str) -> list[dict]:
             if getattr(h, "stdbuf", None):
                 # whole lines per write: ranks' lines then interleave only at line boundaries
                 path, args = h.stdbuf, ("-oL", "-eL", path, *args)
+            if getattr(h, "rankout", None):
+                # every rank its own output file (gathered by the launch), rank 0 also streams
+                path, args = h.rankout, (rank_dir(run_id, coll), path, *args)
             segs.append(Segment(h.name, h.slots, path, args, wdir, h.env))
         per_coll[coll] = segs
-    return hetero_runs(f"{cl.inv.cluster.mpi_home}/bin/mpirun",
+    runs = hetero_runs(f"{cl.inv.cluster.mpi_home}/bin/mpirun",
                        f"{MESH_DIR}/hetero/{run_id}/hostfile", per_coll, run_id)
+    if all(getattr(h, "rankout", None) for h in cl.hosts):
+        for r in runs:
+            r["rank_dir"] = rank_dir(run_id, r["coll"])
+    return runs
+
+
+def rank_dir(run_id: str, coll: str) -> str:
+    return f"{MESH_DIR}/hetero/{run_id}/ranks/{coll}"
 
 
 CLEANUP_SCRIPT = r"""run=$1; n=0
@@ -234,16 +247,16 @@ def repro(cl: "Cluster", ctx: dict | None) -> dict:
 
 def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
            checked: bool = False) -> tuple[str, dict]:
-    """Verify the mesh and MPICH (unless `checked`: they just were), build the perf tests
-    against MPICH on every host, launch from the first host, record stage `hetero` in a run of
-    its own. Returns (run id, record)."""
+    """Verify the mesh and MPICH (unless `checked`: they just were), then the hetero stage
+    through the runner's one executor: `hetero-build` on every host at once (a record per
+    host), then `hetero` on the first host with the multi-host launch plugged in (launch.py's
+    argv, every rank's own output file gathered from every host). Returns (run id, record)."""
     from ..results import store
-    from ..stages import checks as C
-    from ..stages.defs import get_def, render
-    from ..stages.runner import exec_stage_script, make_context, now
+    from ..stages.defs import get_def
+    from ..stages.runner import Pipeline, StageOutcome, StagePlug, as_lines, now, run_status
     options = dict(options or {})
     echo = echo or (lambda _s, _l: None)
-    sd = get_def("hetero")
+    sd_build, sd = get_def("hetero-build"), get_def("hetero")
     hosts = cl.hosts
     if not checked:
         for w in cl.warnings():
@@ -261,130 +274,78 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
             "started": now(), "finished": None, "status": "running", "stages": ["hetero"],
             "cluster": cl.name, "hosts": [h.name for h in hosts]}
     store.write_run(meta)
-    log_path = store.run_dir(run_id) / "logs" / "hetero.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    started, t0 = now(), time.monotonic()
-    timeout = int(options.get("timeout") or hosts[0].profile.stages.timeouts.get("hetero",
-                                                                                  sd.timeout))
-    buf = bytearray()
-    outcome, code, message = "ok", 1, ""
-    ctx0 = None
-    lock = threading.Lock()
-    with open(log_path, "ab") as logf:
-        def emit(prefix: str, text: str, show: bool = True) -> None:
-            with lock:
-                for ln in text.splitlines():
-                    logf.write(f"{prefix}{ln}\n".encode())
-                    if show:
-                        echo("hetero", f"{prefix}{ln}")
-                logf.flush()
-
-        def streamer(prefix: str, sink: bytearray | None = None, show: bool = True):
-            pending = bytearray()
-
-            def on_output(chunk: bytes):
-                if sink is not None:
-                    sink.extend(chunk)
-                pending.extend(chunk)
-                while b"\n" in pending:
-                    i = pending.index(b"\n")
-                    emit(prefix, pending[:i].decode("utf-8", "replace"), show)
-                    del pending[:i + 1]
-
-            def flush():
-                if pending:
-                    emit(prefix, pending.decode("utf-8", "replace"), show)
-                    pending.clear()
-            return on_output, flush
-
-        try:
-            # role build, every host at once (its output to the log; one line per host here)
-            show = len(hosts) == 1
-            bt0 = time.monotonic()
-
-            def build_one(h: Host) -> tuple[int, str, dict]:
-                t1 = time.monotonic()
-                ctx = make_context(h.profile, options)
-                ctx.update(role="build", cluster=ctx_common(cl, run_id))
-                out = bytearray()
-                on_out, flush = streamer(f"[{h.name}] ", out, show)
-                c, oc = exec_stage_script(h.engine, h.container, render(sd, ctx),
-                                          "hetero-build", timeout, on_out)
-                flush()
-                if oc == "ok" and c == 0:
-                    read_build_output(h, out.decode("utf-8", "replace"))
-                    cl.progress(h.name, f"perf tests built ({len(h.bins)} binaries) "
-                                        f"{time.monotonic() - t1:.1f}s")
-                else:
-                    cl.progress(h.name, f"perf tests not built ({oc}, exit {c}); see {log_path}")
-                return c, oc, ctx
-            results = each(hosts, build_one, what="building the perf tests",
-                           on_interrupt=lambda h: kill_stage(h, "hetero-build"))
-            cl.progress.timings["perf-build"] = round(time.monotonic() - bt0, 3)
-            ctx0 = results[0][2]
-            for h, (c, oc, _ctx) in zip(hosts, results):
-                if oc != "ok" or c != 0:
-                    code, outcome = c, oc
-                    message = (f"perf tests did not build on host {h.name} (exit {c})"
-                               if oc == "ok" else f"{oc} while building on {h.name}")
-                    break
-            else:
-                # role launch, on the first host
-                lt0 = time.monotonic()
-                ctx = make_context(hosts[0].profile, options)
-                ctx["nranks"] = total
-                runs = launch_commands(cl, ctx, run_id)
-                common = ctx_common(cl, run_id)
-                common["runs"] = runs
-                ctx.update(role="launch", cluster=common)
-                ctx0 = ctx
-                emit("", "+ " + runs[0]["display"] if runs else "no collective")
-                on_out, flush = streamer("", buf)
-                code, outcome = exec_stage_script(hosts[0].engine, hosts[0].container,
-                                                  render(sd, ctx), "hetero", timeout, on_out)
-                flush()
-                cl.progress.timings["launch"] = round(time.monotonic() - lt0, 3)
-        except KeyboardInterrupt:
-            code, outcome = 130, "interrupted"
-        except StageError as exc:
-            code, message = 1, exc.message
-            emit("", f"error: {exc.message}")
-        finally:
-            cleanup(cl, run_id, emit)
-    text = buf.decode("utf-8", "replace")
-    ctx_parse = {"nranks": total, "references": None, "platform_key": None}
+    c = cl.inv.cluster
+    show = len(hosts) == 1
+    crash: str | None = None
+    outcomes: list = []
+    rec: dict = {}
     try:
-        metrics, checks, _ = C.run_parser("perf", text, ctx_parse) if text else ({}, [], {})
-    except Exception as exc:  # a parser bug must not lose the run
-        metrics, checks = {}, [{"name": "parse", "ok": False, "detail": str(exc)}]
-    checks.insert(0, {"name": "hosts", "ok": True, "detail": f"{total} ranks across "
-                      f"{len(hosts)} hosts (" + ", ".join(f"{h.name}={h.address}:{h.slots}"
-                                                          for h in hosts) + ")"})
-    if outcome == "timeout":
-        status, msg = "timeout", f"timed out after {timeout}s; the ranks were killed"
-    elif outcome == "interrupted":
-        status, msg = "interrupted", "interrupted; the ranks were killed"
-    elif message or code != 0:
-        status = "failed"
-        tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
-        msg = message or f"exit code {code}: {tail[0][:200]}"
-    else:
-        bad = [c for c in checks if c.get("ok") is False]
-        status = "failed" if bad else "passed"
-        msg = (f"{bad[0]['name']}: {bad[0]['detail']}" if bad else
-               f"{sum(1 for c in checks if c.get('ok'))} checks passed")
-    metrics["hosts"] = [{"name": h.name, "address": h.address, "profile": h.profile.name,
+        bt0 = time.monotonic()
+
+        def build_one(h: Host):
+            t1 = time.monotonic()
+            pipe = Pipeline(h.engine, h.profile, h.container, options,
+                            echo=(lambda st, ln, n=h.name: echo("hetero", f"[{n}] {ln}"))
+                            if show else None)
+            name = f"hetero-build-{h.name}"
+            oc = pipe.run_one(sd_build, run_id, force=True, plug=StagePlug(
+                name=name, env={"CCTL_CLUSTER_MPI_HOME": c.mpi_home}))
+            log = store.run_dir(run_id) / "logs" / f"{name}.log"
+            text = log.read_text(errors="replace") if log.is_file() else ""
+            if oc.status == "passed":
+                read_build_output(h, text)
+                cl.progress(h.name, f"perf tests built ({len(h.bins)} binaries) "
+                                    f"{time.monotonic() - t1:.1f}s")
+            else:
+                cl.progress(h.name, f"perf tests not built: {oc.message} (log {log})")
+            return oc
+        built = each(hosts, build_one, what="building the perf tests",
+                     on_interrupt=lambda h: kill_stage(h, f"hetero-build-{h.name}"))
+        cl.progress.timings["perf-build"] = round(time.monotonic() - bt0, 3)
+        first = Pipeline(hosts[0].engine, hosts[0].profile, hosts[0].container,
+                         dict(options, nranks=total), echo=echo)
+        hosts_check = {"name": "hosts", "ok": True, "detail": f"{total} ranks across "
+                       f"{len(hosts)} hosts (" + ", ".join(f"{h.name}={h.address}:{h.slots}"
+                                                           for h in hosts) + ")"}
+        host_metrics = [{"name": h.name, "address": h.address, "profile": h.profile.name,
                          "platform": h.profile.platform, "slots": h.slots, "mpich": h.mpich,
                          "docker": h.docker} for h in hosts]
-    rec = {"schema": "containerctl.stage/1", "run_id": run_id, "stage": "hetero",
-           "status": status, "started": started, "finished": now(),
-           "duration_s": round(time.monotonic() - t0, 3), "exit_code": code,
-           "message": msg, "profile": meta["profile"], "platform": meta["platform"],
-           "container": meta["container"], "metrics": metrics, "checks": checks,
-           "repro": repro(cl, ctx0), "log": "logs/hetero.log"}
-    store.write_stage(run_id, rec)
-    meta.update(finished=now(), status=status)
-    store.write_run(meta)
-    if outcome == "interrupted":
-        raise KeyboardInterrupt
+        bad = [(h, oc) for h, oc in zip(hosts, built) if oc.status != "passed"]
+        if bad:
+            h, boc = bad[0]
+            oc = StageOutcome("hetero", "failed" if boc.status == "failed" else boc.status,
+                              f"not run: the perf tests did not build on host {h.name}: "
+                              f"{boc.message}")
+            rec = first._record(run_id, sd, oc, 0.0, None, metrics={"hosts": host_metrics},
+                                checks=[hosts_check], repro=repro(cl, None))
+            oc.record = rec
+            outcomes = [oc]
+        else:
+            lt0 = time.monotonic()
+            runs = launch_commands(cl, first.ctx, run_id)
+            env = {"CCTL_HOSTFILE": mpich_hostfile([(h.address or h.name, h.slots)
+                                                    for h in hosts]).rstrip("\n"),
+                   "CCTL_STAGE_DIR": f"{MESH_DIR}/hetero/{run_id}",
+                   "CCTL_SSH_PORT": str(c.ssh_port), "CCTL_RUN_COUNT": str(len(runs))}
+            for i, r in enumerate(runs):
+                env[f"CCTL_RUN_{i}_COLL"] = r["coll"]
+                env[f"CCTL_RUN_{i}_ARGV"] = as_lines(r["argv"], "the hetero launch")
+                env[f"CCTL_RUN_{i}_RANKDIR"] = r.get("rank_dir", "")
+            rp = repro(cl, {"cluster": {"hostfile": env["CCTL_HOSTFILE"], "runs": runs}})
+            oc = first.run_one(sd, run_id, force=True, plug=StagePlug(
+                env=env, checks_first=[hosts_check], metrics={"hosts": host_metrics},
+                repro=rp))
+            cl.progress.timings["launch"] = round(time.monotonic() - lt0, 3)
+            rec = oc.record
+            outcomes = [oc]
+    except KeyboardInterrupt:
+        crash = "interrupted"
+        raise
+    except BaseException:
+        crash = "error"
+        raise
+    finally:
+        cleanup(cl, run_id, lambda prefix, text: echo("hetero", prefix + text))
+        meta.update(finished=now(), status=run_status(outcomes, ["hetero"], crash))
+        store.write_run(meta)
     return run_id, rec

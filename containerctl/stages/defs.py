@@ -142,7 +142,7 @@ def render(sd: StageDef, ctx: dict) -> str:
         body = env.from_string(sd.script).render(**ctx)
         # only the CCTL_* values this script reads (so a perf option does not change the
         # build's inputs); the profile's own variables are the stage's environment: all of them
-        used = set(_USED.findall(body))
+        used = set(_USED.findall(body)) | set(ctx.get("env_keep") or ())
         values = {k: v for k, v in (ctx.get("env") or {}).items()
                   if not k.startswith("CCTL_") or k in used}
         if body.startswith("#!"):

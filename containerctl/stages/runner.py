@@ -457,6 +457,20 @@ class stage_lock:
 
 
 @dataclass
+class StagePlug:
+    """How a multi-host launcher (the cluster's hetero stage) plugs into the one executor: the
+    record's name, extra template structure and script values, the rank count, and what it adds
+    to the record. The executor still renders, execs, streams, classifies and records."""
+    name: str | None = None                 # record / log name (default: the stage's)
+    ctx: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    checks_first: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    repro: dict = field(default_factory=dict)
+    keep_state: bool = False                # cluster stages are not part of a host's state
+
+
+@dataclass
 class StageOutcome:
     name: str
     status: str          # passed failed timeout interrupted skipped
@@ -647,18 +661,30 @@ class Pipeline:
                              "run the build stage first: containerctl exec-stage build")
         return fxi
 
-    def run_one(self, sd: StageDef, run_id: str, force: bool) -> StageOutcome:
+    def _context(self, plug: StagePlug | None, flagcx: FlagCXInterface | None = None) -> dict:
+        if plug is None and flagcx is None:
+            return self.ctx
+        ctx = make_context(self.profile, self.options, flagcx)
+        if plug is not None:
+            ctx.update(plug.ctx)
+            ctx["env"] = {**ctx["env"], **{k: str(v) for k, v in plug.env.items()}}
+            ctx["env_keep"] = set(plug.env)   # read by indirect names (CCTL_RUN_${i}_…)
+        return ctx
+
+    def run_one(self, sd: StageDef, run_id: str, force: bool,
+                plug: StagePlug | None = None) -> StageOutcome:
         from ..results import store
-        log_path = store.run_dir(run_id) / "logs" / f"{sd.name}.log"
+        name = (plug.name if plug and plug.name else None) or sd.name
+        log_path = store.run_dir(run_id) / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started, t0 = now(), time.monotonic()
-        ctx = self.ctx
+        ctx = self._context(plug)
         with open(log_path, "ab") as logf:
             def log_text(s: str):
                 logf.write((s if s.endswith("\n") else s + "\n").encode())
                 logf.flush()
                 for ln in s.splitlines():
-                    self.echo(sd.name, ln)
+                    self.echo(name, ln)
 
             extra, source = "", None
             if sd.host_prepare == "flagcx_source":
@@ -668,14 +694,14 @@ class Pipeline:
             if sd.needs_flagcx and not sd.host_prepare:
                 try:
                     self.interface = self.probe_flagcx()
-                    ctx = make_context(self.profile, self.options, self.interface)
+                    ctx = self._context(plug, self.interface)
                 except StageError as exc:
                     early_error = exc
             script = render(sd, ctx)
             inputs = self.inputs_hash(sd, script, extra)
             prev = self.state["stages"].get(sd.name, {})
-            if not force and early_error is None and prev.get("status") == "passed" \
-                    and prev.get("inputs") == inputs:
+            if not force and plug is None and early_error is None \
+                    and prev.get("status") == "passed" and prev.get("inputs") == inputs:
                 oc = StageOutcome(sd.name, "skipped",
                                   f"already passed in run {prev.get('run_id')} with the same "
                                   "inputs (--force to rerun)")
@@ -683,7 +709,7 @@ class Pipeline:
                 self.events("stage-end", sd.name, status="skipped", message=oc.message,
                             duration=0.0)
                 return oc
-            self.status(f"{sd.name}: running (log {log_path})")
+            self.status(f"{name}: running (log {log_path})")
             buf = bytearray()
             pending = bytearray()
 
@@ -694,14 +720,14 @@ class Pipeline:
                 pending.extend(chunk)
                 while b"\n" in pending:
                     i = pending.index(b"\n")
-                    self.echo(sd.name, pending[:i].decode("utf-8", "replace"))
+                    self.echo(name, pending[:i].decode("utf-8", "replace"))
                     del pending[:i + 1]
 
             fp = ""
             timeout = int(self.options.get("timeout") or
                           self.profile.stages.timeouts.get(sd.name, sd.timeout))
             extra_checks: list[dict] = []
-            self.events("stage-start", sd.name, timeout=timeout, log=str(log_path))
+            self.events("stage-start", name, timeout=timeout, log=str(log_path))
             try:
                 if early_error is not None:
                     raise early_error
@@ -713,12 +739,12 @@ class Pipeline:
                     if sd.needs_flagcx:
                         self.interface = self.probe_flagcx()
                         extra_checks = self._offline_substitutions(log_text)
-                        ctx = make_context(self.profile, self.options, self.interface)
+                        ctx = self._context(plug, self.interface)
                         script = render(sd, ctx)
                 if self.interface is not None and sd.needs_flagcx:
                     for ln in self.interface.describe():
                         log_text(f"probe: {ln}")
-                code, outcome = exec_stage_script(self.engine, self.container, script, sd.name,
+                code, outcome = exec_stage_script(self.engine, self.container, script, name,
                                                   timeout, on_output)
             except KeyboardInterrupt:
                 code, outcome = 130, "interrupted"
@@ -729,7 +755,7 @@ class Pipeline:
                     log_text(f"  fix: {exc.hint}")
                 buf.extend(f"error: {exc.message}\n".encode())
             if pending:
-                self.echo(sd.name, pending.decode("utf-8", "replace"))
+                self.echo(name, pending.decode("utf-8", "replace"))
         text = buf.decode("utf-8", "replace")
         try:
             metrics, checks, repro = C.run_parser(sd.parse, text, ctx)
@@ -737,6 +763,10 @@ class Pipeline:
             metrics, checks, repro = {}, [{"name": "parse", "ok": False,
                                            "detail": f"parser {sd.parse} failed: {exc}"}], {}
         checks = extra_checks + checks
+        if plug is not None:
+            checks = list(plug.checks_first) + checks
+            metrics = {**metrics, **plug.metrics}
+            repro = {**repro, **plug.repro}
         if self.interface is not None and sd.needs_flagcx:
             repro = dict(repro, flagcx_version=self.interface.version,
                          flagcx_commit=self.interface.commit)
@@ -764,12 +794,16 @@ class Pipeline:
             msg = (f"{bad[0]['name']}: {bad[0]['detail']}" if bad else
                    f"{n_ok} checks passed" + (f", {n_skip} not checkable (see the record)"
                                                if n_skip else ""))
-        oc = StageOutcome(sd.name, status, msg)
+        oc = StageOutcome(name, status, msg)
         rec = self._record(run_id, sd, oc, time.monotonic() - t0, code, metrics=metrics,
                            checks=checks, repro=repro, started=started, source=fp)
         oc.record = rec
-        self.events("stage-end", sd.name, status=status, message=msg,
+        self.events("stage-end", name, status=status, message=msg,
                     duration=rec["duration_s"])
+        if plug is not None and not plug.keep_state:
+            if outcome == "interrupted":
+                raise KeyboardInterrupt
+            return oc
         st = {"status": status, "inputs": inputs, "run_id": run_id, "finished": now()}
         if fp:
             st["source"] = fp
@@ -849,12 +883,12 @@ class Pipeline:
                 previous=None, source: str = "") -> dict:
         from ..results import store
         rec = {
-            "schema": "containerctl.stage/1", "run_id": run_id, "stage": sd.name,
+            "schema": "containerctl.stage/1", "run_id": run_id, "stage": oc.name,
             "status": oc.status, "started": started or now(), "finished": now(),
             "duration_s": round(duration, 3), "exit_code": code, "message": oc.message,
             "profile": self.profile.name, "platform": self.profile.platform,
             "container": self.container, "metrics": metrics or {}, "checks": checks or [],
-            "repro": self._repro(repro or {}, source), "log": f"logs/{sd.name}.log",
+            "repro": self._repro(repro or {}, source), "log": f"logs/{oc.name}.log",
         }
         if previous:
             rec["previous_run"] = previous

@@ -38,6 +38,7 @@ rank_output() {
   cat > "$CCTL_DIR/rankout.sh" <<'RANKOUT'
 #!/bin/bash
 d=$1; shift
+mkdir -p "$d"
 r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-0}}}
 if [ "$r" = 0 ]; then "$@" 2>&1 | tee "$d/rank.$r.out"; exit "${PIPESTATUS[0]}"; fi
 exec "$@" > "$d/rank.$r.out" 2>&1
