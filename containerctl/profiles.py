@@ -321,10 +321,12 @@ class UnittestOpts(_Strict):
     tests print nothing."""
     known_failures: list[str] = Field(default_factory=list)   # gtest patterns: Suite.Case, Suite.*
     known_build_failures: list[str] = Field(default_factory=list)  # components allowed not to build
+    exclude: list[str] = Field(default_factory=list)   # not run at all (--gtest_filter=-…): cases
+                                                       # that hang on this platform
     timeout_per_binary: int = Field(600, ge=1)
     components: Optional[list[str]] = None   # default: every component the checkout lists
 
-    @field_validator("known_failures", "known_build_failures", "components")
+    @field_validator("known_failures", "known_build_failures", "components", "exclude")
     @classmethod
     def _pat(cls, v):
         for x in v or []:

@@ -166,7 +166,9 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1; then
       openssh-server openssh-client >/dev/null 2>&1 || { echo "CCTL_ERR apt-get could not install openssh-server"; exit 3; }
   else echo "CCTL_ERR no /usr/sbin/sshd or ssh client, and no apt-get to install them"; exit 3; fi
 fi
-mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh
+mkdir -p /run/sshd /root/.ssh /etc/ssh && chmod 700 /root/.ssh
+# an image (or a host /usr mount) with sshd but no sshd_config: every option is given below
+cfg=/etc/ssh/sshd_config; [ -f "$cfg" ] || cfg=/dev/null
 # only the ed25519 host key (the one known_hosts gets): `ssh-keygen -A` would also make an RSA
 # key, seconds of CPU per container when many start at once
 hk=/etc/ssh/ssh_host_ed25519_key
@@ -174,7 +176,7 @@ hk=/etc/ssh/ssh_host_ed25519_key
 pidf=/run/containerctl-sshd-$port.pid
 if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then echo "sshd already runs on $port"
 else
-  /usr/sbin/sshd -p "$port" -o PidFile="$pidf" -o HostKey="$hk" -o UsePAM=no \
+  /usr/sbin/sshd -f "$cfg" -p "$port" -o PidFile="$pidf" -o HostKey="$hk" -o UsePAM=no \
     -o PrintMotd=no -o UseDNS=no -o PermitRootLogin=prohibit-password \
     -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o PubkeyAuthentication=yes \
     -o "AuthorizedKeysFile .ssh/authorized_keys" || { echo "CCTL_ERR sshd did not start"; exit 3; }

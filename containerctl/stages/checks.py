@@ -223,6 +223,11 @@ def parse_unittest(text: str, ctx: dict):
         c, summary = _judge_binary(G, name, b, known)
         metrics_bins[name] = summary
         checks.append(c)
+    excluded = list(ctx.get("excluded_tests") or [])
+    if excluded:
+        checks.append({"name": "unittest exclusions", "ok": None,
+                       "detail": "not run on this profile (stages.unittest.exclude): "
+                                 + ", ".join(excluded)})
     if not binaries and not missing:
         checks.append({"name": "unit tests", "ok": False,
                        "detail": "no unit-test binary was built or run (see the log)"})

@@ -36,7 +36,7 @@ mpi_launcher() {
 # dump_ranks DIR prints those files back, each line tagged `CCTL_RANK<r>| `.
 rank_output() {
   cat > "$CCTL_DIR/rankout.sh" <<'RANKOUT'
-#!/bin/bash
+#!/usr/bin/env bash
 d=$1; shift
 mkdir -p "$d"
 r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-0}}}
