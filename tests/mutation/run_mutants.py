@@ -6,7 +6,7 @@ fast tests against the copy, and report per mutant whether a test failed (killed
 
     .venv/bin/python tests/mutation/run_mutants.py             # every unit-tier mutant
     .venv/bin/python tests/mutation/run_mutants.py --docker    # + convergence (real engine)
-    .venv/bin/python tests/mutation/run_mutants.py -k oracle   # ids containing 'oracle'
+    .venv/bin/python tests/mutation/run_mutants.py -k oracle,gtest   # ids containing either
     .venv/bin/python tests/mutation/run_mutants.py --json out.json
 
 Exit status: 0 when every mutant run was killed, 1 when one survived or is stale (its code moved:
@@ -147,13 +147,14 @@ def run(selected: list[dict], timeout: int, log=print, tests: list[str] | None =
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-k", dest="pattern", help="only mutants whose id contains this")
+    ap.add_argument("-k", dest="pattern", help="only mutants whose id contains this (several: "
+                    "comma-separated)")
     ap.add_argument("--docker", action="store_true", help="include the real-engine tier")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per test run")
     ap.add_argument("--json", dest="json_out", help="write the results to this file")
     a = ap.parse_args(argv)
     sel = [m for m in MUTANTS if (a.docker or m["tier"] == "unit")
-           and (not a.pattern or a.pattern in m["id"])]
+           and (not a.pattern or any(p in m["id"] for p in a.pattern.split(",") if p))]
     if not sel:
         print("error: no mutant matches\n  fix: see tests/mutation/mutants.py for the ids",
               file=sys.stderr)
