@@ -167,6 +167,13 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1; then
   else echo "CCTL_ERR no /usr/sbin/sshd or ssh client, and no apt-get to install them"; exit 3; fi
 fi
 mkdir -p /run/sshd /root/.ssh /etc/ssh && chmod 700 /root/.ssh
+# sshd refuses a user whose login shell does not exist ("Permission denied (publickey)"): an
+# image whose /etc/passwd comes from the host (root's shell /bin/bash) but whose /bin lacks it
+sh=$(awk -F: '$1 == "root" {print $7}' /etc/passwd 2>/dev/null)
+if [ -n "$sh" ] && [ ! -x "$sh" ]; then
+  b=$(command -v "$(basename "$sh")" 2>/dev/null) && mkdir -p "$(dirname "$sh")" && ln -sf "$b" "$sh" \
+    && echo "root's shell $sh linked to $b" || { echo "CCTL_ERR root's login shell $sh does not exist here"; exit 3; }
+fi
 # an image (or a host /usr mount) with sshd but no sshd_config: every option is given below
 cfg=/etc/ssh/sshd_config; [ -f "$cfg" ] || cfg=/dev/null
 # only the ed25519 host key (the one known_hosts gets): `ssh-keygen -A` would also make an RSA
