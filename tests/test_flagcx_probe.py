@@ -176,3 +176,20 @@ def test_interface_roundtrip(tmp_path):
 def test_probe_error_on_missing_dir():
     fx = parse_probe("FLAGCX_PROBE error cannot enter /nope\n")
     assert fx.errors == ["cannot enter /nope"]
+
+
+def test_torch_stage_gets_the_adaptor_one_way(tmp_path):
+    """The rendered torch stage names the adaptor through FLAGCX_ADAPTOR for checkouts that read
+    it, through --adaptor only for those that do not — never both."""
+    from containerctl.profiles import load_profile
+    from containerctl.stages.defs import get_def, render
+    from containerctl.stages.runner import make_context
+    prof = load_profile("nvidia-h200", site=False)
+    fx = probe_local(make_tree(tmp_path / "t", "v0.13"))
+    env = make_context(prof, {}, fx)["env"]
+    assert env["CCTL_TORCH_ADAPTOR_ENV"] == "nvidia" and env["CCTL_TORCH_SETUP_ARGS"] == ""
+    script = render(get_def("torch"), make_context(prof, {}, fx))
+    assert "export CCTL_TORCH_ADAPTOR_ENV=nvidia" in script
+    fx.torch_adaptor_env = False   # a checkout that only knows --adaptor
+    env = make_context(prof, {}, fx)["env"]
+    assert env["CCTL_TORCH_ADAPTOR_ENV"] == "" and env["CCTL_TORCH_SETUP_ARGS"] == "--adaptor\nnvidia"

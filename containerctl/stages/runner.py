@@ -169,6 +169,11 @@ def make_context(profile: Profile, options: dict | None = None,
     }
     if flagcx is not None:
         env.update(flagcx_env(flagcx, perf, options))
+        if fx.torch_adaptor:
+            # the adaptor one way only, the way this checkout reads it
+            t_env, t_argv = flagcx.torch_install(fx.torch_adaptor)
+            env["CCTL_TORCH_ADAPTOR_ENV"] = t_env.get("FLAGCX_ADAPTOR", "")
+            env["CCTL_TORCH_SETUP_ARGS"] = as_lines(t_argv, "torch setup arguments")
     env.update(stage_env)
     make_flags = " ".join(shlex.quote(f) for f in fx.make_flags)
     path_vars = []
