@@ -10,6 +10,8 @@ local source, else an assumed layout that the script says it assumed. No host en
 answer (each is asked with a short bound; the launch lines come from launch.py)."""
 from __future__ import annotations
 
+from ..flagcx import assumed_oldest
+
 import posixpath
 import shlex
 from dataclasses import dataclass
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     from . import Cluster
 
 SSH_DIR = "/root/.ssh"
-ASSUMED_LAYOUT = "test_perf"        # FlagCX <= v0.11: test/perf/test_<coll>
 
 _DEVICE_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "hygon": "hygon.com/dcu"}
 
@@ -151,8 +152,8 @@ def _job_hosts(cl: "Cluster", opts: dict, iface) -> list[_JobHost]:
         img, note = _image(cl, h, opts)
         fx = prof.flagcx
         root = fx.dir.rstrip("/")
-        rel = iface.perf_binary(coll) if iface is not None and iface.perf_layout else \
-            f"test/perf/test_{coll}"
+        rel = (iface if iface is not None and iface.perf_layout else
+               assumed_oldest()).perf_binary(coll)
         binary = f"{root}/{rel}"
         env = {"PATH": f"{mpi_home}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
                        "/bin",
@@ -171,10 +172,9 @@ def _perf_args(cl: "Cluster", opts: dict, iface) -> list[str]:
     kw = dict(begin=opts.get("begin") or perf.begin, end=opts.get("end") or perf.end,
               factor=perf.factor, warmup=perf.warmup, iters=perf.iters,
               print_buffer=1 if perf.print_buffer else 0)
-    if iface is not None and iface.perf_layout:
-        return iface.perf_args(**kw, dtype="float", op="sum")
-    return ["-b", str(kw["begin"]), "-e", str(kw["end"]), "-f", str(kw["factor"]),
-            "-w", str(kw["warmup"]), "-n", str(kw["iters"]), "-p", str(kw["print_buffer"])]
+    if iface is None or not iface.perf_layout:
+        iface = assumed_oldest()
+    return iface.perf_args(**kw, dtype="float", op="sum")
 
 
 def _layout_lines(iface, where: str | None) -> list[str]:
@@ -182,11 +182,11 @@ def _layout_lines(iface, where: str | None) -> list[str]:
         return [f"FlagCX perf layout {iface.perf_layout} ({iface.perf_bin_dir}/"
                 f"{iface.perf_bin_prefix}<coll>), options {iface.perf_getopt or 'unknown'}: "
                 f"from {where}"]
+    a = assumed_oldest()
     return [f"FlagCX perf layout NOT KNOWN{' (' + where + ')' if where else ''}: assumed "
-            f"test/perf/test_<coll> (FlagCX <= v0.11).",
-            "If the images hold FlagCX >= v0.12 (test/perf/host_api/build/bin/perf_<coll>), "
-            "run `containerctl cluster run` once, or pass --source DIR (the checkout), and "
-            "export again."]
+            f"{a.perf_bin_dir}/{a.perf_bin_prefix}<coll> (the oldest layout, no -d/-o).",
+            "If the images hold a newer FlagCX, run `containerctl cluster run` once, or pass "
+            "--source DIR (the checkout), and export again."]
 
 
 def _prepare(cl: "Cluster", opts: dict):

@@ -23,17 +23,6 @@ class Segment:
     image: str = ""                  # srun/pyxis only
 
 
-def legacy_perf_args(*, begin, end, factor, warmup, iters, print_buffer: bool, layout: str,
-                     extra: list[str] | tuple = ()) -> list[str]:
-    """Perf arguments from the hetero stage's own layout report (`v0.12` binaries take -d/-o).
-    Exports use FlagCXInterface.perf_args, which asks the checkout's getopt instead."""
-    a = ["-b", str(begin), "-e", str(end), "-f", str(factor), "-w", str(warmup),
-         "-n", str(iters), "-p", "1" if print_buffer else "0"]
-    if layout == "v0.12":
-        a += ["-d", "float", "-o", "sum"]
-    return a + [str(x) for x in extra]
-
-
 def mpich_mpmd(mpirun: str, hostfile: str, segments: list[Segment],
                genvnone: bool = True) -> list[str]:
     """`mpirun -f hostfile [-genvnone] -n N -wdir D -env K V … bin args : -n … `."""

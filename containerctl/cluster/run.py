@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import ContainerctlError, StageError, UsageError
 from ..runspec import LABEL
 from .inventory import Host, mpich_hostfile
-from .launch import Segment, hetero_runs, legacy_perf_args
+from .launch import Segment, hetero_runs
 from .parallel import each
 
 if TYPE_CHECKING:
@@ -144,16 +144,15 @@ def read_build_output(h: Host, text: str) -> None:
 
 
 def perf_args(h: Host, perf, layout: str, extra: list[str]) -> list[str]:
-    """The perf arguments for h's binaries: from the FlagCX interface its build stage probed
-    (-d/-o only where that checkout's getopt has them), else from the layout alone."""
-    if h.iface is not None and h.iface.perf_layout:
-        return h.iface.perf_args(begin=perf.begin, end=perf.end, factor=perf.factor,
-                                 warmup=perf.warmup, iters=perf.iters,
-                                 print_buffer=int(bool(perf.print_buffer)),
-                                 dtype=perf.dtype or "float", op=perf.op or "sum", extra=extra)
-    return legacy_perf_args(begin=perf.begin, end=perf.end, factor=perf.factor,
-                            warmup=perf.warmup, iters=perf.iters,
-                            print_buffer=bool(perf.print_buffer), layout=layout, extra=extra)
+    """The perf arguments for h's binaries, from the FlagCX interface its build stage probed
+    (-d/-o only where that checkout's getopt has them)."""
+    if h.iface is None or not h.iface.perf_layout:
+        raise StageError(f"host {h.name}: its build record holds no probed FlagCX interface",
+                         "run the build again: containerctl cluster run --force --hosts FILE")
+    return h.iface.perf_args(begin=perf.begin, end=perf.end, factor=perf.factor,
+                             warmup=perf.warmup, iters=perf.iters,
+                             print_buffer=int(bool(perf.print_buffer)),
+                             dtype=perf.dtype or "float", op=perf.op or "sum", extra=extra)
 
 
 def launch_commands(cl: "Cluster", ctx: dict, run_id: str) -> list[dict]:

@@ -237,6 +237,14 @@ def parse_probe(text: str) -> FlagCXInterface:
     return fx
 
 
+def assumed_oldest() -> FlagCXInterface:
+    """What a job export writes when no checkout could be probed: the oldest perf layout
+    (test/perf/test_<coll>, no -d/-o), marked as an assumption in `errors` so callers say so."""
+    return FlagCXInterface(perf_layout="test_perf", perf_dir="test/perf", perf_bin_dir="test/perf",
+                           perf_bin_prefix="test_", perf_getopt="b:e:f:w:n:p:r:s:R:h",
+                           errors=["assumed: no FlagCX checkout was probed"])
+
+
 def probe_local(path: Path | str, timeout: float = 60) -> FlagCXInterface:
     """Probe a checkout on this machine (the same script the stages run in the container)."""
     p = Path(path)
