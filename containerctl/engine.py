@@ -1,4 +1,7 @@
-"""The only module that talks to Docker (through the docker SDK's low-level APIClient).
+"""The only module that talks to Docker: through the docker SDK's low-level APIClient, except
+for the calls a stage makes (inspect, list, exec, copy in) on a local unix socket, which go
+through _LocalClient (the standard library: the SDK's import alone costs more than a trivial
+stage; CONTAINERCTL_ENGINE_SDK=1 sends those through the SDK too).
 
 Everything above speaks in containerctl's own types: plain dicts for inspect data, `ContainerSpec`
 from runspec.py for creation, and ContainerctlError subclasses for every failure, each with a
@@ -229,11 +232,194 @@ def named_volumes(host_config: dict) -> list[str]:
     return out
 
 
+class _EngineAnswer(Exception):
+    """An HTTP error status from the engine (the local client's counterpart of the SDK's
+    APIError): `message` is the engine's own text, as the SDK's `explanation` is."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class _LocalClient:
+    """The engine calls a stage needs (inspect, list, exec with its output streamed, copy in),
+    over a local unix socket with the standard library only. Importing the docker SDK (requests,
+    urllib3, …) and its `version="auto"` round trip cost more than a trivial stage's whole
+    exec; everything else still goes through the SDK's APIClient (Engine.api).
+
+    Paths carry no API version: the engine then speaks its own newest version, which is what the
+    SDK's version="auto" settles on. One connection per request (a unix socket connects in
+    microseconds), so the stage's exec thread and a kill from the main thread never share one."""
+
+    def __init__(self, path: str, timeout: int):
+        self.path = path
+        self.timeout = timeout
+
+    def _open(self, method: str, url: str, body: bytes | None = None,
+              content_type: str = "application/json"):
+        import http.client
+        import socket
+        path, timeout = self.path, self.timeout
+
+        class _Conn(http.client.HTTPConnection):
+            def connect(conn):
+                conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.sock.settimeout(timeout)
+                conn.sock.connect(path)
+                conn.unix_sock = conn.sock   # kept: a response read to the end drops conn.sock
+        conn = _Conn("localhost")
+        try:
+            headers = {"Content-Type": content_type} if body is not None else {}
+            conn.request(method, url, body=body, headers=headers)
+            resp = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        if resp.status >= 400:
+            try:
+                raw = resp.read()
+            finally:
+                conn.close()
+            raise _EngineAnswer(resp.status, _engine_message(raw, resp.reason))
+        return conn, resp
+
+    def call(self, method: str, url: str, payload=None, raw: bytes | None = None,
+             content_type: str = "application/json"):
+        import json
+        body = raw if raw is not None else \
+            (json.dumps(payload).encode() if payload is not None else None)
+        conn, resp = self._open(method, url, body, content_type)
+        try:
+            data = resp.read()
+        finally:
+            conn.close()
+        return json.loads(data) if data.strip() and \
+            "json" in (resp.getheader("Content-Type") or "") else None
+
+    # the APIClient methods of the same names, with the same arguments and results
+    def inspect_container(self, name: str) -> dict:
+        return self.call("GET", f"/containers/{_q(name)}/json")
+
+    def containers(self, all: bool = False, filters: dict | None = None) -> list:
+        import json
+        from urllib.parse import urlencode
+        params = {"limit": -1, "all": 1 if all else 0, "size": 0, "trunc_cmd": 0}
+        if filters:     # docker.utils.convert_filters
+            conv = {}
+            for k, v in filters.items():
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                conv[k] = [x if isinstance(x, str) else str(x)
+                           for x in (v if isinstance(v, list) else [v])]
+            params["filters"] = json.dumps(conv)
+        return self.call("GET", "/containers/json?" + urlencode(params))
+
+    def exec_create(self, container: str, cmd, environment=None, workdir=None, tty=False,
+                    user="") -> dict:
+        import shlex
+        if isinstance(cmd, str):
+            cmd = shlex.split(cmd)
+        if isinstance(environment, dict):
+            environment = [k if v is None else
+                           f"{k}={v.decode('utf-8') if isinstance(v, bytes) else v}"
+                           for k, v in environment.items()]
+        data = {"Container": container, "User": user, "Privileged": False, "Tty": tty,
+                "AttachStdin": False, "AttachStdout": True, "AttachStderr": True, "Cmd": cmd,
+                "Env": environment}
+        if workdir is not None:
+            data["WorkingDir"] = workdir
+        return self.call("POST", f"/containers/{_q(container)}/exec", data)
+
+    def exec_start(self, exec_id: str, tty: bool = False) -> Iterator[bytes]:
+        """The exec's output as it comes (stdout and stderr merged in order)."""
+        import json
+        conn, resp = self._open("POST", f"/exec/{_q(exec_id)}/start",
+                                json.dumps({"Detach": False, "Tty": tty}).encode())
+        conn.unix_sock.settimeout(None)   # a stage may be silent for longer than any timeout
+        return _exec_stream(conn, resp, tty)
+
+    def exec_inspect(self, exec_id: str) -> dict:
+        return self.call("GET", f"/exec/{_q(exec_id)}/json")
+
+    def put_archive(self, container: str, path: str, data: bytes) -> bool:
+        from urllib.parse import urlencode
+        self.call("PUT", f"/containers/{_q(container)}/archive?" + urlencode({"path": path}),
+                  raw=data, content_type="application/x-tar")
+        return True
+
+
+def _q(part: str) -> str:
+    from urllib.parse import quote
+    return quote(str(part), safe="")
+
+
+def _engine_message(raw: bytes, reason: str) -> str:
+    import json
+    try:
+        msg = json.loads(raw).get("message")
+    except (ValueError, AttributeError):
+        msg = None
+    return msg or raw.decode("utf-8", "replace").strip() or reason
+
+
+def _exec_stream(conn, resp, tty: bool) -> Iterator[bytes]:
+    """Docker's exec stream: raw bytes with a tty, else frames of an 8-byte header (stream,
+    0, 0, 0, big-endian length) and the payload, yielded as it arrives."""
+    import struct
+    fp = resp.fp      # the engine hijacked the connection: the body is the stream, to EOF
+    try:
+        if tty:
+            while True:
+                chunk = fp.read1(65536)
+                if not chunk:
+                    return
+                yield chunk
+        while True:
+            head = fp.read(8)
+            if len(head) < 8:
+                return
+            n = struct.unpack(">BxxxL", head)[1]
+            while n > 0:
+                chunk = fp.read1(min(n, 65536))
+                if not chunk:
+                    return
+                n -= len(chunk)
+                yield chunk
+    finally:
+        resp.close()
+        conn.close()
+
+
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: int = 600):
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self._timeout = timeout
         self._api = None
+        # a local socket is spoken to with the standard library for the calls a stage makes
+        self._local = _LocalClient(self.base_url[len("unix://"):], timeout) \
+            if self.base_url.startswith("unix://") and \
+            not os.environ.get("CONTAINERCTL_ENGINE_SDK") else None
+
+    def _lcall(self, fn: Callable, *args, what: str = "", **kwargs):
+        """_call for the local client: the same errors, worded the same way."""
+        import http.client
+        try:
+            return fn(*args, **kwargs)
+        except _EngineAnswer as exc:
+            if exc.status == 404:
+                raise NotFound(f"{what or 'object'} not found: {exc.message}",
+                               "check the name with `containerctl ps`") from None
+            cause, fix = explain_refusal(exc.message)
+            raise EngineError(f"{what}: {cause}" if what else cause, fix) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(exc) from None
+
+    def _calls(self):
+        """(client, call): the local client where there is one, else the SDK's."""
+        if self._local is not None:
+            return self._local, self._lcall
+        return self.api, self._call
 
     # -- connection ---------------------------------------------------------------------
     @property
@@ -297,8 +483,9 @@ class Engine:
 
     # -- containers ---------------------------------------------------------------------
     def find(self, name: str) -> ContainerInfo | None:
+        client, call = self._calls()
         try:
-            d = self._call(self.api.inspect_container, name, what=f"container {name}")
+            d = call(client.inspect_container, name, what=f"container {name}")
         except NotFound:
             return None
         return ContainerInfo(id=d["Id"], name=d["Name"].lstrip("/"), status=d["State"]["Status"],
@@ -337,11 +524,13 @@ class Engine:
         return d["State"]["Status"], d["Config"].get("Labels") or {}
 
     def inspect(self, name: str) -> dict:
-        return self._call(self.api.inspect_container, name, what=f"container {name}")
+        client, call = self._calls()
+        return call(client.inspect_container, name, what=f"container {name}")
 
     def list(self, labels: dict[str, str] | None = None, all: bool = True) -> list[ContainerInfo]:
         filt = [MANAGED + "=1"] + [f"{k}={v}" for k, v in (labels or {}).items()]
-        rows = self._call(self.api.containers, all=all, filters={"label": filt}, what="list")
+        client, call = self._calls()
+        rows = call(client.containers, all=all, filters={"label": filt}, what="list")
         out = []
         for r in rows:
             out.append(ContainerInfo(id=r["Id"], name=r["Names"][0].lstrip("/"), status=r["State"],
@@ -430,17 +619,20 @@ class Engine:
              tty: bool = False, user: str = "") -> int:
         """Run a command in a running container, streaming its output to `on_output`; return
         its exit code. stdout and stderr are merged (as a terminal shows them)."""
-        api = self.api
-        ex = self._call(api.exec_create, container, cmd, environment=env, workdir=workdir,
-                        tty=tty, user=user, what=f"exec in {container}")
-        stream = self._call(api.exec_start, ex["Id"], stream=True, tty=tty, demux=False,
-                            what=f"exec in {container}")
+        api, call = self._calls()
+        ex = call(api.exec_create, container, cmd, environment=env, workdir=workdir,
+                  tty=tty, user=user, what=f"exec in {container}")
+        if api is self._local:
+            stream = call(api.exec_start, ex["Id"], tty=tty, what=f"exec in {container}")
+        else:
+            stream = call(api.exec_start, ex["Id"], stream=True, tty=tty, demux=False,
+                          what=f"exec in {container}")
         for chunk in stream:
             if on_output and chunk:
                 on_output(chunk)
         # exec_inspect can briefly report Running after the stream ends
         for _ in range(50):
-            st = self._call(api.exec_inspect, ex["Id"], what="exec inspect")
+            st = call(api.exec_inspect, ex["Id"], what="exec inspect")
             if not st.get("Running"):
                 return int(st.get("ExitCode") or 0)
             time.sleep(0.05)
@@ -471,8 +663,8 @@ class Engine:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             tar.add(str(src), arcname=arcname or src.name,
                     filter=(lambda ti: None if exclude and exclude(ti.name) else ti))
-        self._call(self.api.put_archive, container, dest, buf.getvalue(),
-                   what=f"copy into {container}")
+        client, call = self._calls()
+        call(client.put_archive, container, dest, buf.getvalue(), what=f"copy into {container}")
 
     def put_file(self, container: str, dest_dir: str, name: str, data: bytes, mode: int = 0o644):
         self.put_files(container, dest_dir, {name: (data, mode)})
@@ -497,8 +689,9 @@ class Engine:
                 ti = tarfile.TarInfo(name)
                 ti.size, ti.mode, ti.mtime = len(data), mode, now
                 tar.addfile(ti, io.BytesIO(data))
-        self._call(self.api.put_archive, container, dest_dir, buf.getvalue(),
-                   what=f"copy into {container}")
+        client, call = self._calls()
+        call(client.put_archive, container, dest_dir, buf.getvalue(),
+             what=f"copy into {container}")
 
     # -- images -------------------------------------------------------------------------
     def image_id(self, ref: str) -> str | None:

@@ -8,15 +8,20 @@ import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import paths
+from .engine import LABEL_PREFIX as LABEL
 from .engine import MANAGED, ContainerInfo, Engine
 from .errors import HostError, NotFound, UsageError
-from .hostcheck import check_spec, raise_first
 from .names import check_name
-from .profiles import Profile, load_profile
-from .runspec import LABEL, ContainerSpec, build_spec, default_name
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+    from .runspec import ContainerSpec
+
+# profiles (pydantic), runspec and hostcheck are imported where they are used: `status` and
+# `exec-stage` go through resolve_target / require_running and need none of them
 
 
 @dataclass
@@ -106,6 +111,7 @@ def resolve_image(engine: Engine | None, profile: Profile, build: bool = True,
 
 def plan(profile: Profile, name: str | None = None, engine: Engine | None = None,
          build: bool = False, on_line=None, check_devices: bool = True) -> ContainerSpec:
+    from .runspec import build_spec
     image = resolve_image(engine, profile, build=build, on_line=on_line)
     return build_spec(profile, image, name=name, check_devices=check_devices)
 
@@ -115,6 +121,8 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
        extra_labels: dict[str, str] | None = None) -> UpResult:
     """Converge the container. `extra_labels` (e.g. a cluster's) must match too, or it is
     recreated with them."""
+    from .hostcheck import check_spec, raise_first
+    from .runspec import build_spec, default_name
     name = check_name(name, "container name (--name)") if name is not None else \
         check_name(default_name(profile), f"container name from profile {profile.name}")
     status = on_status or (lambda _m: None)
@@ -195,6 +203,8 @@ def resolve_target(engine: Engine, name: str | None = None, profile: str | None 
         require_managed(engine, check_name(name, "container name (--name)"))
         return name
     if profile:
+        from .profiles import load_profile
+        from .runspec import default_name
         target = default_name(load_profile(profile))
         require_managed(engine, check_name(target, f"container name from profile {profile}"))
         return target

@@ -136,24 +136,33 @@ def env_prologue(values: dict[str, str]) -> str:
 def render(sd: StageDef, ctx: dict) -> str:
     """The stage's bash script: the quoted value prologue, then the template. Templates branch on
     structure (platform, layout) but never interpolate a user value: those are in the prologue."""
+    if "{" not in sd.script and "\r" not in sd.script:
+        # no Jinja2 syntax at all (every tag starts with `{`; Jinja would only turn \r\n into
+        # \n): the template renders to itself, without importing Jinja2
+        return _with_values(sd.script, ctx)
     import jinja2
     env = _env([Path(sd.file).parent if sd.file else DEFS_DIR, DEFS_DIR])
     try:
         body = env.from_string(sd.script).render(**ctx)
-        # only the CCTL_* values this script reads (so a perf option does not change the
-        # build's inputs); the profile's own variables are the stage's environment: all of them
-        used = set(_USED.findall(body)) | set(ctx.get("env_keep") or ())
-        values = {k: v for k, v in (ctx.get("env") or {}).items()
-                  if not k.startswith("CCTL_") or k in used}
-        if body.startswith("#!"):
-            first, _, rest = body.partition("\n")
-            return first + "\n" + env_prologue(values) + rest
-        return env_prologue(values) + body
+        return _with_values(body, ctx)
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
         raise ProfileError(f"{sd.file}: stage {sd.name} script"
                            f"{' line ' + str(line) if line else ''}: {exc}",
                            "fix the template or give the missing profile value") from None
+
+
+def _with_values(body: str, ctx: dict) -> str:
+    """The rendered body with the value prologue after its #! line (if any)."""
+    # only the CCTL_* values this script reads (so a perf option does not change the
+    # build's inputs); the profile's own variables are the stage's environment: all of them
+    used = set(_USED.findall(body)) | set(ctx.get("env_keep") or ())
+    values = {k: v for k, v in (ctx.get("env") or {}).items()
+              if not k.startswith("CCTL_") or k in used}
+    if body.startswith("#!"):
+        first, _, rest = body.partition("\n")
+        return first + "\n" + env_prologue(values) + rest
+    return env_prologue(values) + body
 
 
 def applies(sd: StageDef, ctx: dict) -> bool:

@@ -14,16 +14,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import __version__, paths
+from ..engine import LABEL_PREFIX as LABEL
 from ..engine import Engine
 from ..errors import StageError, UsageError
-from ..profiles import Profile
-from ..runspec import LABEL
 from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
 from .defs import DEFS_DIR, Opts, StageDef, applies, load_defs, render
+
+if TYPE_CHECKING:
+    from ..profiles import Profile   # annotations only: `status` needs no profile
 
 IN_CONTAINER_DIR = "/var/tmp/containerctl"
 ALWAYS_EXPORT = ["PATH", "LD_LIBRARY_PATH", "FLAGCX_DEBUG", "FLAGCX_DEBUG_SUBSYS", "FLAGCX_IB_HCA",
@@ -337,17 +339,29 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
     import uuid
     token = uuid.uuid4().hex
     d = f"{IN_CONTAINER_DIR}/{stage}"
-    engine.put_files(container, "/", {f"{d.lstrip('/')}/script.sh": (script.encode(), 0o755),
-                                      f"{d.lstrip('/')}/kill.sh": (KILL_SCRIPT.encode(), 0o755)})
     pidfile = f"{d}/session"
+    env = {"CCTL_STAGE_TOKEN": token}
+    # the scripts travel in the exec's environment and the shell that becomes the stage writes
+    # them (kill.sh before the session id): one engine round trip instead of a copy and an
+    # exec. A script too big for one environment string (or holding a NUL) is copied first.
+    if len(script.encode()) < 100_000 and "\0" not in script:
+        env.update(CCTL_SCRIPT_SH=script, CCTL_KILL_SH=KILL_SCRIPT)
+        write = (f'mkdir -p {d} && printf %s "$CCTL_SCRIPT_SH" > {d}/script.sh && printf %s '
+                 f'"$CCTL_KILL_SH" > {d}/kill.sh && chmod 755 {d}/script.sh {d}/kill.sh || '
+                 f'{{ echo "containerctl: cannot write the stage script in {d}" >&2; exit 125; }}'
+                 '; unset CCTL_SCRIPT_SH CCTL_KILL_SH; ')
+    else:
+        engine.put_files(container, "/", {
+            f"{d.lstrip('/')}/script.sh": (script.encode(), 0o755),
+            f"{d.lstrip('/')}/kill.sh": (KILL_SCRIPT.encode(), 0o755)})
+        write = ""
     # setsid makes the stage a session of its own; its id (= the shell's pid) is written first
-    cmd = ["setsid", "-w", "bash", "-c", f'echo $$ > {pidfile}; exec bash {d}/script.sh']
+    cmd = ["setsid", "-w", "bash", "-c", write + f'echo $$ > {pidfile}; exec bash {d}/script.sh']
     result: dict = {}
 
     def target():
         try:
-            result["code"] = engine.exec(container, cmd, on_output=on_output,
-                                         env={"CCTL_STAGE_TOKEN": token})
+            result["code"] = engine.exec(container, cmd, on_output=on_output, env=env)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller
             result["error"] = exc
 
@@ -372,7 +386,8 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
             signal.signal(signal.SIGTERM, old_term)
     if outcome != "ok":
         try:
-            engine.exec(container, ["bash", f"{d}/kill.sh", pidfile, token])
+            # the kill script inline: it works even before the stage's shell wrote kill.sh
+            engine.exec(container, ["bash", "-c", KILL_SCRIPT, "kill", pidfile, token])
         except Exception:
             pass
         t.join(15)

@@ -168,13 +168,17 @@ class QuietView(View):
             rows.append([oc.name, oc.status, took, oc.message])
         for line in columns(["stage", "status", "time", "message"], rows, "llrl")[1:]:
             self.out.write(line + "\n")
-        from ..report import load_runs
-        from .failure import failure_blocks
-        try:
-            run = load_runs([run_id])[0]
-        except Exception:
-            run = None
-        for title, lines in failure_blocks(run) if run else []:
+        blocks: list = []
+        if any(oc.status in ("failed", "timeout", "interrupted") for oc in outcomes):
+            # only a failed stage has a block (failure_blocks): a passed run is not read back
+            from ..report import load_runs
+            from .failure import failure_blocks
+            try:
+                run = load_runs([run_id])[0]
+            except Exception:
+                run = None
+            blocks = failure_blocks(run) if run else []
+        for title, lines in blocks:
             first = next((ln for ln in lines if ln.startswith("first error")), None)
             log = next((ln for ln in lines if ln.startswith("log:")), None)
             for ln in (first, log):
