@@ -517,7 +517,9 @@ def test_source_with_a_fifo_is_refused_through_the_cli(engine, selftest_image, t
     src.mkdir()
     (src / "Makefile").write_text("all:\n")
     os.mkfifo(src / "fifo")
-    r = cli("exec-stage", "build", "--name", unique_name, "--source", str(src), "-q", timeout=60)
+    # refused before anything runs (deps included): the FIFO is named
+    r = cli("run", "--profile", prof, "--name", unique_name, "--only", "deps", "--only", "build",
+            "--source", str(src), "-q", timeout=60)
     _two_line_error(r, str(src / "fifo"))
 
 
