@@ -121,6 +121,9 @@ def test_tree_holds_only_its_generations_interface(tmp_path: Path, gen: str) -> 
     assert f"SELFTEST_GENERATION := {gen}\n" in top
     assert bool(re.search(r"^JSON_INCLUDE_DIR *\?=", top, re.M)) == (gen == "main")
     assert not (root / "tools").exists() and not (root / ".selftest-fault").exists()
+    # the single sources' generation conditionals are resolved away (tools/src; README.md tells of them)
+    assert not [p for p in root.rglob("*") if p.is_file() and p.suffix != ".md"
+                and "CCTL_GEN_" in p.read_text(errors="replace")]
 
 
 def test_embedded_tree_is_v013_without_json() -> None:
@@ -129,6 +132,7 @@ def test_embedded_tree_is_v013_without_json() -> None:
     assert (WORKLOAD / "test/perf/host_api/Makefile").is_file()
     assert '"rank %d sendbuff = "' in (WORKLOAD / "test/perf/host_api/test_allreduce.cpp").read_text()
     assert "SELFTEST_GENERATION := v0.13\n" in (WORKLOAD / "Makefile").read_text()
+    assert "CCTL_GEN_" not in "\n".join(src.values())  # its copies of tools/src are resolved for v0.13
     everything = [p for p in WORKLOAD.rglob("*") if p.is_file() and "tools" not in p.relative_to(WORKLOAD).parts]
     assert not [p for p in everything if p.suffix in (".c", ".cc", ".h", ".cpp", ".hpp")
                 and "nlohmann" in p.read_text()], "the embedded tree must build without nlohmann-json3-dev"

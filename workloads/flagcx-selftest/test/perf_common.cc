@@ -39,6 +39,51 @@ bool perfParseLong(const char *text, long lo, long hi, long *out) {
   return true;
 }
 
+bool perfSetOption(int c, const char *arg, PerfOptions *opt) {
+  long v = 0;
+  switch (c) {
+  case 'b':
+    if (!perfParseSize(arg, &opt->minBytes)) perfUsageExit("invalid minbytes value '%s'", arg);
+    break;
+  case 'e':
+    if (!perfParseSize(arg, &opt->maxBytes)) perfUsageExit("invalid maxbytes value '%s'", arg);
+    break;
+  case 'f':
+    if (!perfParseLong(arg, 2, 1L << 30, &v))
+      perfUsageExit("invalid stepfactor value '%s' (an integer >= 2)", arg);
+    opt->stepFactor = (size_t)v;
+    break;
+  case 'w':
+    if (!perfParseLong(arg, 0, 1L << 30, &v)) perfUsageExit("invalid warmupiters value '%s'", arg);
+    opt->warmupIters = (int)v;
+    break;
+  case 'n':
+    if (!perfParseLong(arg, 1, 1L << 30, &v)) perfUsageExit("invalid iters value '%s' (>= 1)", arg);
+    opt->iters = (int)v;
+    break;
+  case 'p':
+    if (!perfParseLong(arg, 0, 1, &v)) perfUsageExit("invalid printbuffer value '%s' (0 or 1)", arg);
+    opt->printBuffer = (int)v;
+    break;
+  case 'r':
+    if (!perfParseLong(arg, -1, 1L << 30, &v)) perfUsageExit("invalid root value '%s'", arg);
+    opt->root = (int)v;
+    break;
+  case 's':
+    if (!perfParseLong(arg, 0, 0, &v))
+      perfUsageExit("split mask '%s' is not supported by the FlagCX stand-in (selftest); use 0", arg);
+    opt->splitMask = 0;
+    break;
+  case 'R':
+    if (!perfParseLong(arg, 0, 2, &v)) perfUsageExit("invalid localregister value '%s' (0, 1 or 2)", arg);
+    opt->localRegister = (int)v;
+    break;
+  default:
+    return false;
+  }
+  return true;
+}
+
 const char *perfTypeName(flagcxSelftestDataType_t type) {
   switch (type) {
   case flagcxSelftestInt8: return "int8";
@@ -74,6 +119,12 @@ void perfUsageExit(const char *fmt, const char *arg) {
 void perfPrintFloats(const void *buf, size_t first, size_t n, size_t stride) {
   const float *f = (const float *)buf;
   for (size_t k = 0; k < n; k++) printf("%f ", f[first + k * stride]);
+}
+
+void perfPrintBuffer(const char *label, const void *buf, size_t n, size_t stride) {
+  printf("%s", label);
+  perfPrintFloats(buf, 0, n, stride);
+  printf("\n");
 }
 
 void perfSetElement(void *buf, size_t i, flagcxSelftestDataType_t type, double v) {
@@ -190,7 +241,7 @@ int perfMain(int argc, char **argv, const PerfCollective &coll) {
   setvbuf(stdout, NULL, _IOLBF, 0);  // whole lines, as they happen
   printf("I am %d of %d\n", ctx.rank, ctx.nranks);
   printf("I am %d of %d in group %d\n", ctx.rank, ctx.nranks, 0);
-  ctx.firstOrLast = ctx.rank == 0 || ctx.rank == ctx.nranks - 1;
+  ctx.printer = ctx.opt.printBuffer && perfPrintsBuffers(ctx.rank, ctx.nranks);
   if (ctx.opt.root >= 0) ctx.opt.root %= ctx.nranks;
 
   check(flagcxSelftestCommInitWorld(&ctx.comm), "communicator init");

@@ -1,3 +1,4 @@
+// Generated from tools/src/test/tools.cc (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
 // FlagCX stand-in (selftest) -- perf-test options of the FlagCX interface up to v0.13:
 // -b -e -f -w -n -p -r -s -R -h and nothing else.  As in those releases, -d and -o are not
 // options: getopt reports "invalid option -- 'd'", the usage follows, and the program stops
@@ -30,6 +31,10 @@ void perfAnnounceSweep(const char *typeName, const char *opName) {
   (void)opName;
 }
 
+bool perfPrintsBuffers(int rank, int nranks) {
+  return rank == 0 || rank == nranks - 1;  // FlagCX v0.9 - v0.13: the first and the last rank
+}
+
 void perfParseOptions(int argc, char **argv, PerfOptions *opt) {
   static struct option longOpts[] = {{"minbytes", required_argument, 0, 'b'},
                                      {"maxbytes", required_argument, 0, 'e'},
@@ -42,46 +47,10 @@ void perfParseOptions(int argc, char **argv, PerfOptions *opt) {
                                      {"local_register", required_argument, 0, 'R'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
-  long v = 0;
   int c;
   while ((c = getopt_long(argc, argv, "b:e:f:w:n:p:r:s:R:h", longOpts, NULL)) != -1) {
+    if (perfSetOption(c, optarg, opt)) continue;
     switch (c) {
-    case 'b':
-      if (!perfParseSize(optarg, &opt->minBytes)) perfUsageExit("invalid minbytes value '%s'", optarg);
-      break;
-    case 'e':
-      if (!perfParseSize(optarg, &opt->maxBytes)) perfUsageExit("invalid maxbytes value '%s'", optarg);
-      break;
-    case 'f':
-      if (!perfParseLong(optarg, 2, 1L << 30, &v))
-        perfUsageExit("invalid stepfactor value '%s' (an integer >= 2)", optarg);
-      opt->stepFactor = (size_t)v;
-      break;
-    case 'w':
-      if (!perfParseLong(optarg, 0, 1L << 30, &v)) perfUsageExit("invalid warmupiters value '%s'", optarg);
-      opt->warmupIters = (int)v;
-      break;
-    case 'n':
-      if (!perfParseLong(optarg, 1, 1L << 30, &v)) perfUsageExit("invalid iters value '%s' (>= 1)", optarg);
-      opt->iters = (int)v;
-      break;
-    case 'p':
-      if (!perfParseLong(optarg, 0, 1, &v)) perfUsageExit("invalid printbuffer value '%s' (0 or 1)", optarg);
-      opt->printBuffer = (int)v;
-      break;
-    case 'r':
-      if (!perfParseLong(optarg, -1, 1L << 30, &v)) perfUsageExit("invalid root value '%s'", optarg);
-      opt->root = (int)v;
-      break;
-    case 's':
-      if (!perfParseLong(optarg, 0, 0, &v))
-        perfUsageExit("split mask '%s' is not supported by the FlagCX stand-in (selftest); use 0", optarg);
-      opt->splitMask = 0;
-      break;
-    case 'R':
-      if (!perfParseLong(optarg, 0, 2, &v)) perfUsageExit("invalid localregister value '%s' (0, 1 or 2)", optarg);
-      opt->localRegister = (int)v;
-      break;
     case 'h':
       printUsage(argv[0]);
       exit(0);

@@ -25,7 +25,7 @@ struct PerfContext {
   size_t allocBytes = 0;
   flagcxSelftestDataType_t type = flagcxSelftestFloat;
   flagcxSelftestRedOp_t op = flagcxSelftestSum;
-  bool firstOrLast = true;  // rank 0 or the last rank: the ranks that print most buffers
+  bool printer = false;  // -p 1 and perfPrintsBuffers(rank): this rank prints most buffers
 };
 
 struct PerfCollective {
@@ -45,6 +45,8 @@ int perfMain(int argc, char **argv, const PerfCollective &coll);
 
 // Print n floats of buf, from element `first`, every `stride`-th, as "%f " each.
 void perfPrintFloats(const void *buf, size_t first, size_t n, size_t stride);
+// A line: label, then n floats of buf from element 0, every `stride`-th ("%f " each).
+void perfPrintBuffer(const char *label, const void *buf, size_t n, size_t stride);
 // buf[i] = v converted to datatype (integers wrap like a cast).
 void perfSetElement(void *buf, size_t i, flagcxSelftestDataType_t type, double v);
 

@@ -34,11 +34,18 @@ void perfParseOptions(int argc, char **argv, PerfOptions *opt);
 // -d / -o announce each sweep, the older ones print nothing.
 void perfAnnounceSweep(const char *typeName, const char *opName);
 
+// Whether this rank is one of those that print most collectives' buffers with -p 1
+// (test/tools.cc): which ranks those are is the interface generation's own.
+bool perfPrintsBuffers(int rank, int nranks);
+
 // Shared helpers (test/perf_common.cc).
 // "<number>[K|M|G][B]" with K/M/G = 1024^n; false on junk.
 bool perfParseSize(const char *text, size_t *out);
 // An integer in [lo, hi]; false on junk.
 bool perfParseLong(const char *text, long lo, long hi, long *out);
+// Apply option c (-b -e -f -w -n -p -r -s -R, which every generation has) with its argument
+// to *opt, leaving after a usage error; false for any other option.
+bool perfSetOption(int c, const char *arg, PerfOptions *opt);
 // FlagCX's names: int8 uint8 int32 uint32 int64 uint64 float double (no half, no bfloat16 here).
 const char *perfTypeName(flagcxSelftestDataType_t type);
 const char *perfOpName(flagcxSelftestRedOp_t op);

@@ -1,31 +1,23 @@
-// FlagCX stand-in (selftest) -- allgather perf test, FlagCX v0.9 - v0.13 interface.
-// Input: each rank's block (count / nranks floats) is filled with its rank; recvbuff starts
-// at -1, which no rank sends.  With -p 1 the first and the last rank print, without a rank
-// prefix, "sendbuff = %f" (their own value) before the timed loop and "recvbuff = " with the
-// first float of every block (nranks floats: 0 1 ... nranks-1) after it.  Not FlagCX's code.
+// Generated from tools/src/test/perf/host_api/test_allgather.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
+// FlagCX stand-in (selftest) -- allgather perf test.  Input: each rank's block (count / nranks
+// elements) is filled with its rank; recvbuff starts at -1, which no rank sends.  What -p 1
+// prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return (double)(n - 1) / n; }
 
 static void init(PerfContext &ctx, size_t size, size_t count, int root) {
-  float *send = (float *)ctx.send;
-  size_t block = count / ctx.nranks;
-  for (size_t i = 0; i < block; i++) send[i] = (float)ctx.rank;
-  if (ctx.opt.printBuffer && ctx.firstOrLast) {
-    printf("sendbuff = ");
-    printf("%f\n", send[0]);
-  }
+  for (size_t i = 0; i < count / ctx.nranks; i++) perfSetElement(ctx.send, i, ctx.type, ctx.rank);
+  if (ctx.printer) printf("sendbuff = %f\n", ((const float *)ctx.send)[0]);
 }
 
 static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
-  return flagcxSelftestAllGather(ctx.send, ctx.recv, count / ctx.nranks, flagcxSelftestFloat, ctx.comm);
+  return flagcxSelftestAllGather(ctx.send, ctx.recv, count / ctx.nranks, ctx.type, ctx.comm);
 }
 
 static void check(PerfContext &ctx, size_t size, size_t count, int root) {
-  if (!ctx.opt.printBuffer || !ctx.firstOrLast) return;
-  printf("recvbuff = ");
-  perfPrintFloats(ctx.recv, 0, ctx.nranks, count / ctx.nranks);
-  printf("\n");
+  if (ctx.printer) perfPrintBuffer("recvbuff = ", ctx.recv, ctx.nranks, count / ctx.nranks);
 }
 
 int main(int argc, char **argv) {

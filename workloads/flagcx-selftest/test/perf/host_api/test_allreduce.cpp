@@ -1,11 +1,9 @@
-// FlagCX stand-in (selftest) -- allreduce perf test, FlagCX v0.9 - v0.13 interface.
+// Generated from tools/src/test/perf/host_api/test_allreduce.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
+// FlagCX stand-in (selftest) -- allreduce perf test.
 // Input: sendbuff[i] = (i % 10) * 2^rank on every rank (recvbuff starts as a copy of it).
-// With -p 1 EVERY rank prints "rank R sendbuff = " (10 floats) before the timed loop and,
-// after it, "rank R recvbuff = " (10 floats) and its own verdict over the whole buffer
-// (sum: (i % 10) * (2^nranks - 1)): "rank R all-reduce correctness = 1" (or 0, after a
-// "rank R wrong output at offset ..." line).  Not FlagCX's code.
 #include <math.h>
-
+// What -p 1 prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return 2.0 * (n - 1) / n; }
@@ -14,7 +12,7 @@ static void init(PerfContext &ctx, size_t size, size_t count, int root) {
   float *send = (float *)ctx.send;
   for (size_t i = 0; i < count; i++) send[i] = (float)((i % 10) * ldexp(1.0, ctx.rank));
   memcpy(ctx.recv, ctx.send, count * sizeof(float));
-  if (ctx.opt.printBuffer) {
+  if (ctx.opt.printBuffer) {  // every rank
     printf("rank %d sendbuff = ", ctx.rank);
     perfPrintFloats(send, 0, 10, 1);
     printf("\n");
@@ -22,11 +20,12 @@ static void init(PerfContext &ctx, size_t size, size_t count, int root) {
 }
 
 static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
-  return flagcxSelftestAllReduce(ctx.send, ctx.recv, count, flagcxSelftestFloat, flagcxSelftestSum,
-                                 ctx.comm);
+  return flagcxSelftestAllReduce(ctx.send, ctx.recv, count, ctx.type, ctx.op, ctx.comm);
 }
 
 static void check(PerfContext &ctx, size_t size, size_t count, int root) {
+  // Every rank prints its buffer and its own verdict over the whole of it (sum:
+  // (i % 10) * (2^nranks - 1)), after the first wrong element if there is one.
   if (!ctx.opt.printBuffer) return;
   const float *recv = (const float *)ctx.recv;
   printf("rank %d recvbuff = ", ctx.rank);

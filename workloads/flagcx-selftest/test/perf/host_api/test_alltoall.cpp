@@ -1,33 +1,24 @@
-// FlagCX stand-in (selftest) -- alltoall perf test, FlagCX v0.9 - v0.13 interface.
-// Input: the block rank r sends to rank k (count / nranks floats) holds 100 * r + k; recvbuff
-// starts at -1.  With -p 1 the first and the last rank print, without a rank prefix,
-// "sendbuff = " and after the timed loop "recvbuff = ", each with the first float of every
-// block (nranks floats; rank r receives 100 * k + r from rank k).  Not FlagCX's code.
+// Generated from tools/src/test/perf/host_api/test_alltoall.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
+// FlagCX stand-in (selftest) -- alltoall perf test.  Input: the block rank r sends to rank k
+// (count / nranks elements) holds 100 * r + k; recvbuff starts at -1.  What -p 1 prints in each
+// interface generation: README.md, "What every generation prints".  Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return (double)(n - 1) / n; }
 
 static void init(PerfContext &ctx, size_t size, size_t count, int root) {
-  float *send = (float *)ctx.send;
   size_t block = count / ctx.nranks;
   for (size_t i = 0; block > 0 && i < block * ctx.nranks; i++)
-    send[i] = (float)(100 * ctx.rank + i / block);
-  if (ctx.opt.printBuffer && ctx.firstOrLast) {
-    printf("sendbuff = ");
-    perfPrintFloats(send, 0, ctx.nranks, block);
-    printf("\n");
-  }
+    perfSetElement(ctx.send, i, ctx.type, (double)(100 * ctx.rank + i / block));
+  if (ctx.printer) perfPrintBuffer("sendbuff = ", ctx.send, ctx.nranks, block);
 }
 
 static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
-  return flagcxSelftestAlltoAll(ctx.send, ctx.recv, count / ctx.nranks, flagcxSelftestFloat, ctx.comm);
+  return flagcxSelftestAlltoAll(ctx.send, ctx.recv, count / ctx.nranks, ctx.type, ctx.comm);
 }
 
 static void check(PerfContext &ctx, size_t size, size_t count, int root) {
-  if (!ctx.opt.printBuffer || !ctx.firstOrLast) return;
-  printf("recvbuff = ");
-  perfPrintFloats(ctx.recv, 0, ctx.nranks, count / ctx.nranks);
-  printf("\n");
+  if (ctx.printer) perfPrintBuffer("recvbuff = ", ctx.recv, ctx.nranks, count / ctx.nranks);
 }
 
 int main(int argc, char **argv) {

@@ -1,32 +1,25 @@
-// FlagCX stand-in (selftest) -- broadcast perf test, FlagCX v0.9 - v0.13 interface.
-// Runs once per root (-r R, or every rank in turn).  Input: every rank fills its sendbuff
-// with its rank; recvbuff starts at -1.  With -p 1 the first and the last rank print, per
-// root and without a rank prefix, "root rank is R", "sendbuff = " (10 floats, their own rank)
-// and after the timed loop "recvbuff = " (10 floats, all R).  Not FlagCX's code.
+// Generated from tools/src/test/perf/host_api/test_broadcast.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
+// FlagCX stand-in (selftest) -- broadcast perf test.  Runs once per root (-r R, or every rank
+// in turn).  Input: every rank fills its sendbuff with its rank; recvbuff starts at -1.  What
+// -p 1 prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return 1.0; }
 
 static void init(PerfContext &ctx, size_t size, size_t count, int root) {
-  float *send = (float *)ctx.send;
-  for (size_t i = 0; i < count; i++) send[i] = (float)ctx.rank;
-  if (ctx.opt.printBuffer && ctx.firstOrLast) {
-    printf("root rank is %d\n", root);
-    printf("sendbuff = ");
-    perfPrintFloats(send, 0, 10, 1);
-    printf("\n");
-  }
+  for (size_t i = 0; i < count; i++) perfSetElement(ctx.send, i, ctx.type, ctx.rank);
+  if (!ctx.printer) return;
+  printf("root rank is %d\n", root);
+  perfPrintBuffer("sendbuff = ", ctx.send, 10, 1);
 }
 
 static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
-  return flagcxSelftestBroadcast(ctx.send, ctx.recv, count, flagcxSelftestFloat, root, ctx.comm);
+  return flagcxSelftestBroadcast(ctx.send, ctx.recv, count, ctx.type, root, ctx.comm);
 }
 
 static void check(PerfContext &ctx, size_t size, size_t count, int root) {
-  if (!ctx.opt.printBuffer || !ctx.firstOrLast) return;
-  printf("recvbuff = ");
-  perfPrintFloats(ctx.recv, 0, 10, 1);
-  printf("\n");
+  if (ctx.printer) perfPrintBuffer("recvbuff = ", ctx.recv, 10, 1);
 }
 
 int main(int argc, char **argv) {

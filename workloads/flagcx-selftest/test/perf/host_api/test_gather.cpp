@@ -1,32 +1,26 @@
-// FlagCX stand-in (selftest) -- gather perf test, FlagCX v0.9 - v0.13 interface.  Runs once
-// per root.  Input: each rank's block (count / nranks floats) is filled with its rank;
-// recvbuff starts at -1.  With -p 1 the first and the last rank print, without a rank prefix,
-// "root rank is R" and "sendbuff = %f" (their own value); after the timed loop the root alone
-// prints "recvbuff = " with the first float of every block (0 1 ... nranks-1).
+// Generated from tools/src/test/perf/host_api/test_gather.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
+// FlagCX stand-in (selftest) -- gather perf test.  Runs once per root.  Input: each rank's
+// block (count / nranks elements) is filled with its rank; recvbuff starts at -1.  What -p 1
+// prints in each interface generation (the root alone prints the result): README.md, "What
+// every generation prints".  Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return (double)(n - 1) / n; }
 
 static void init(PerfContext &ctx, size_t size, size_t count, int root) {
-  float *send = (float *)ctx.send;
-  size_t block = count / ctx.nranks;
-  for (size_t i = 0; i < block; i++) send[i] = (float)ctx.rank;
-  if (ctx.opt.printBuffer && ctx.firstOrLast) {
-    printf("root rank is %d\n", root);
-    printf("sendbuff = ");
-    printf("%f\n", send[0]);
-  }
+  for (size_t i = 0; i < count / ctx.nranks; i++) perfSetElement(ctx.send, i, ctx.type, ctx.rank);
+  if (!ctx.printer) return;
+  printf("root rank is %d\n", root);
+  printf("sendbuff = %f\n", ((const float *)ctx.send)[0]);
 }
 
 static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
-  return flagcxSelftestGather(ctx.send, ctx.recv, count / ctx.nranks, flagcxSelftestFloat, root, ctx.comm);
+  return flagcxSelftestGather(ctx.send, ctx.recv, count / ctx.nranks, ctx.type, root, ctx.comm);
 }
 
 static void check(PerfContext &ctx, size_t size, size_t count, int root) {
-  if (!ctx.opt.printBuffer || ctx.rank != root) return;
-  printf("recvbuff = ");
-  perfPrintFloats(ctx.recv, 0, ctx.nranks, count / ctx.nranks);
-  printf("\n");
+  if (ctx.opt.printBuffer && ctx.rank == root)
+    perfPrintBuffer("recvbuff = ", ctx.recv, ctx.nranks, count / ctx.nranks);
 }
 
 int main(int argc, char **argv) {

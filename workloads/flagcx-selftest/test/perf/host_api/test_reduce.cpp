@@ -1,33 +1,26 @@
-// FlagCX stand-in (selftest) -- reduce perf test, FlagCX v0.9 - v0.13 interface (the
-// stand-in's own output shape).  Runs once per root.  Input: sendbuff[i] = (r + 1) * (i % 10)
-// on rank r; recvbuff starts at -1.  With -p 1 the first and the last rank print, without a
-// rank prefix, "root rank is R" and "sendbuff = " (10 floats); after the timed loop the root
-// alone prints "recvbuff = " (10 floats: (i % 10) * nranks * (nranks + 1) / 2).
+// Generated from tools/src/test/perf/host_api/test_reduce.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
+// FlagCX stand-in (selftest) -- reduce perf test, in the stand-in's own output shape.  Runs
+// once per root.
+// Input: sendbuff[i] = (r + 1) * (i % 10) on rank r; recvbuff starts at -1.
+// What -p 1 prints in each interface generation (the root alone prints the result):
+// README.md, "What every generation prints".  Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return 1.0; }
 
 static void init(PerfContext &ctx, size_t size, size_t count, int root) {
-  float *send = (float *)ctx.send;
-  for (size_t i = 0; i < count; i++) send[i] = (float)((ctx.rank + 1) * (i % 10));
-  if (ctx.opt.printBuffer && ctx.firstOrLast) {
-    printf("root rank is %d\n", root);
-    printf("sendbuff = ");
-    perfPrintFloats(send, 0, 10, 1);
-    printf("\n");
-  }
+  for (size_t i = 0; i < count; i++) perfSetElement(ctx.send, i, ctx.type, (double)((ctx.rank + 1) * (i % 10)));
+  if (!ctx.printer) return;
+  printf("root rank is %d\n", root);
+  perfPrintBuffer("sendbuff = ", ctx.send, 10, 1);
 }
 
 static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
-  return flagcxSelftestReduce(ctx.send, ctx.recv, count, flagcxSelftestFloat, flagcxSelftestSum, root,
-                              ctx.comm);
+  return flagcxSelftestReduce(ctx.send, ctx.recv, count, ctx.type, ctx.op, root, ctx.comm);
 }
 
 static void check(PerfContext &ctx, size_t size, size_t count, int root) {
-  if (!ctx.opt.printBuffer || ctx.rank != root) return;
-  printf("recvbuff = ");
-  perfPrintFloats(ctx.recv, 0, 10, 1);
-  printf("\n");
+  if (ctx.opt.printBuffer && ctx.rank == root) perfPrintBuffer("recvbuff = ", ctx.recv, 10, 1);
 }
 
 int main(int argc, char **argv) {

@@ -1,0 +1,29 @@
+// FlagCX stand-in (selftest) -- allgather perf test.  Input: each rank's block (count / nranks
+// elements) is filled with its rank; recvbuff starts at -1, which no rank sends.  What -p 1
+// prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
+#include "perf_common.h"
+
+static double busFactor(int n) { return (double)(n - 1) / n; }
+
+static void init(PerfContext &ctx, size_t size, size_t count, int root) {
+  for (size_t i = 0; i < count / ctx.nranks; i++) perfSetElement(ctx.send, i, ctx.type, ctx.rank);
+#if !CCTL_GEN_MAIN
+  if (ctx.printer) printf("sendbuff = %f\n", ((const float *)ctx.send)[0]);
+#endif
+}
+
+static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
+  return flagcxSelftestAllGather(ctx.send, ctx.recv, count / ctx.nranks, ctx.type, ctx.comm);
+}
+
+static void check(PerfContext &ctx, size_t size, size_t count, int root) {
+#if !CCTL_GEN_MAIN
+  if (ctx.printer) perfPrintBuffer("recvbuff = ", ctx.recv, ctx.nranks, count / ctx.nranks);
+#endif
+}
+
+int main(int argc, char **argv) {
+  const PerfCollective coll = {"allgather", false, false, busFactor, init, run, check};
+  return perfMain(argc, argv, coll);
+}

@@ -1,0 +1,39 @@
+// FlagCX stand-in (selftest) -- reduce perf test, in the stand-in's own output shape.  Runs
+// once per root.
+#if CCTL_GEN_MAIN
+// Input: sendbuff[i] = (i % 10) * 2^(rank % 30); recvbuff starts at -1.
+#else
+// Input: sendbuff[i] = (r + 1) * (i % 10) on rank r; recvbuff starts at -1.
+#endif
+// What -p 1 prints in each interface generation (the root alone prints the result):
+// README.md, "What every generation prints".  Not FlagCX's code.
+#include "perf_common.h"
+
+static double busFactor(int n) { return 1.0; }
+
+static void init(PerfContext &ctx, size_t size, size_t count, int root) {
+#if CCTL_GEN_MAIN
+  for (size_t i = 0; i < count; i++)
+    perfSetElement(ctx.send, i, ctx.type, (double)(i % 10) * (double)(1ULL << (ctx.rank % 30)));
+#else
+  for (size_t i = 0; i < count; i++) perfSetElement(ctx.send, i, ctx.type, (double)((ctx.rank + 1) * (i % 10)));
+  if (!ctx.printer) return;
+  printf("root rank is %d\n", root);
+  perfPrintBuffer("sendbuff = ", ctx.send, 10, 1);
+#endif
+}
+
+static flagcxSelftestResult_t run(PerfContext &ctx, size_t count, int root) {
+  return flagcxSelftestReduce(ctx.send, ctx.recv, count, ctx.type, ctx.op, root, ctx.comm);
+}
+
+static void check(PerfContext &ctx, size_t size, size_t count, int root) {
+#if !CCTL_GEN_MAIN
+  if (ctx.opt.printBuffer && ctx.rank == root) perfPrintBuffer("recvbuff = ", ctx.recv, 10, 1);
+#endif
+}
+
+int main(int argc, char **argv) {
+  const PerfCollective coll = {"reduce", true, true, busFactor, init, run, check};
+  return perfMain(argc, argv, coll);
+}
