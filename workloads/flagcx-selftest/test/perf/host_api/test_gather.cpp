@@ -1,8 +1,8 @@
 // Generated from tools/src/test/perf/host_api/test_gather.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
 // FlagCX stand-in (selftest) -- gather perf test.  Runs once per root.  Input: each rank's
 // block (count / nranks elements) is filled with its rank; recvbuff starts at -1.  What -p 1
-// prints in each interface generation (the root alone prints the result): README.md, "What
-// every generation prints".  Not FlagCX's code.
+// prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return (double)(n - 1) / n; }

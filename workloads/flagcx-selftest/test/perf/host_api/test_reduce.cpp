@@ -1,9 +1,8 @@
 // Generated from tools/src/test/perf/host_api/test_reduce.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
-// FlagCX stand-in (selftest) -- reduce perf test, in the stand-in's own output shape.  Runs
-// once per root.
+// FlagCX stand-in (selftest) -- reduce perf test.  Runs once per root.
 // Input: sendbuff[i] = (r + 1) * (i % 10) on rank r; recvbuff starts at -1.
-// What -p 1 prints in each interface generation (the root alone prints the result):
-// README.md, "What every generation prints".  Not FlagCX's code.
+// What -p 1 prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return 1.0; }

@@ -1,5 +1,5 @@
 // Generated from tools/src/test/perf/host_api/test_reducescatter.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
-// FlagCX stand-in (selftest) -- reducescatter perf test, in the stand-in's own output shape.
+// FlagCX stand-in (selftest) -- reducescatter perf test.
 // Input: block b of rank r (count / nranks floats each) holds (r + 1) * (j % 10) at offset j;
 // recvbuff starts at -1.
 // What -p 1 prints in each interface generation: README.md, "What every generation prints".

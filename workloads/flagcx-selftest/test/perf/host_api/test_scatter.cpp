@@ -1,8 +1,8 @@
 // Generated from tools/src/test/perf/host_api/test_scatter.cpp (v0.13) by tools/export-generation.sh --sync-embedded: edit that file.
-// FlagCX stand-in (selftest) -- scatter perf test, in the stand-in's own output shape.  Runs
-// once per root.  Input: block k of rank r's sendbuff (count / nranks elements) holds
-// 100 * r + k (only the root's is sent); recvbuff starts at -1.  What -p 1 prints in each
-// interface generation: README.md, "What every generation prints".  Not FlagCX's code.
+// FlagCX stand-in (selftest) -- scatter perf test.  Runs once per root.  Input: block k of
+// rank r's sendbuff (count / nranks elements) holds 100 * r + k (only the root's is sent);
+// recvbuff starts at -1.  What -p 1 prints in each interface generation: README.md, "What
+// every generation prints".  Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return (double)(n - 1) / n; }

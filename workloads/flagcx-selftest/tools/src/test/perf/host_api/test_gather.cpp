@@ -1,7 +1,7 @@
 // FlagCX stand-in (selftest) -- gather perf test.  Runs once per root.  Input: each rank's
 // block (count / nranks elements) is filled with its rank; recvbuff starts at -1.  What -p 1
-// prints in each interface generation (the root alone prints the result): README.md, "What
-// every generation prints".  Not FlagCX's code.
+// prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return (double)(n - 1) / n; }

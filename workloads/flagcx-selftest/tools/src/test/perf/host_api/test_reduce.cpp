@@ -1,12 +1,11 @@
-// FlagCX stand-in (selftest) -- reduce perf test, in the stand-in's own output shape.  Runs
-// once per root.
+// FlagCX stand-in (selftest) -- reduce perf test.  Runs once per root.
 #if CCTL_GEN_MAIN
 // Input: sendbuff[i] = (i % 10) * 2^(rank % 30); recvbuff starts at -1.
 #else
 // Input: sendbuff[i] = (r + 1) * (i % 10) on rank r; recvbuff starts at -1.
 #endif
-// What -p 1 prints in each interface generation (the root alone prints the result):
-// README.md, "What every generation prints".  Not FlagCX's code.
+// What -p 1 prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return 1.0; }

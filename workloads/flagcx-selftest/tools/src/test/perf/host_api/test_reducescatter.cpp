@@ -1,4 +1,4 @@
-// FlagCX stand-in (selftest) -- reducescatter perf test, in the stand-in's own output shape.
+// FlagCX stand-in (selftest) -- reducescatter perf test.
 #if CCTL_GEN_MAIN
 // Input: sendbuff[i] = (i % 10) * 2^(rank % 30); recvbuff starts at -1.
 #else

@@ -1,7 +1,7 @@
 // FlagCX stand-in (selftest) -- sendrecv perf test.  A ring: rank r sends to r + 1 and receives
 // from r - 1.  Input: sendbuff[i] = 100 * r + (i % 10); recvbuff starts at -1.  What -p 1
-// prints in each interface generation (rank 0 alone prints): README.md, "What every generation
-// prints".  Not FlagCX's code.
+// prints in each interface generation: README.md, "What every generation prints".
+// Not FlagCX's code.
 #include "perf_common.h"
 
 static double busFactor(int n) { return 1.0; }
