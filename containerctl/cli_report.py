@@ -69,8 +69,10 @@ def _notes(notes: list[str]) -> None:
 def _strict_exit(runs) -> None:
     from .report import FAILED, all_checks
 
+    # strict: only a run whose record says passed, whose stages passed and whose files all read
     bad = [r["run_id"] for r in runs
-           if any(rec.get("status") in FAILED for rec in (r.get("records") or {}).values())
+           if r.get("status") not in ("passed", None) or r.get("problems")
+           or any(rec.get("status") in FAILED for rec in (r.get("records") or {}).values())
            or any(c.get("ok") is False for _, c in all_checks(r))]
     if bad:
         typer.echo(f"failed: {', '.join(bad)}", err=True)

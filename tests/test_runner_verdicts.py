@@ -161,3 +161,23 @@ def test_run_status_rules(outcomes, asked, crash, want):
         status, _, msg = st.partition(":")
         ocs.append(StageOutcome(name, status, msg))
     assert run_status(ocs, asked, crash) == want
+
+
+@pytest.mark.parametrize("record", ["[]", '"text"', '{"schema": "other"}', "{truncated"])
+def test_a_damaged_record_is_never_reported_as_passed(run_cli, tmp_path, record):
+    """A run whose run.json says passed but one of whose stage files is damaged: `report` names
+    the file, `report --strict` exits 1, `results list` still lists the run."""
+    home = os.environ["CONTAINERCTL_HOME"]
+    d = Path(home) / "results" / "20261130-000002-z"
+    d.mkdir(parents=True)
+    (d / "run.json").write_text(json.dumps({"schema": "containerctl.run/1", "run_id": d.name,
+                                            "status": "passed", "stages": ["perf"]}))
+    (d / "perf.json").write_text(record)
+    r = run_cli("report", d.name, "--strict")
+    assert r.returncode == 1 and "perf.json" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    bad = Path(home) / "results" / "20261130-000003-w"
+    bad.mkdir()
+    (bad / "run.json").write_text(record)
+    r = run_cli("results", "list")
+    assert r.returncode == 0 and bad.name in r.stdout, r.stdout + r.stderr

@@ -219,6 +219,11 @@ def _read_meta(d: Path) -> dict[str, Any] | None:
     meta = _read_json(p)
     if not isinstance(meta, dict):
         raise ContainerctlError(f"{p}: not a JSON object", hint="remove or fix the file")
+    bad = [k for k, t in (("run_id", str), ("status", (str, type(None))),
+                          ("stages", (list, type(None)))) if not isinstance(meta.get(k), t)]
+    if bad:
+        raise ContainerctlError(f"{p}: not a containerctl run record (bad or missing "
+                                f"{', '.join(bad) or 'run_id'})", hint="remove or fix the file")
     return meta
 
 
@@ -428,6 +433,9 @@ def load_run(run_id: str) -> dict[str, Any]:
             continue
         if isinstance(rec, dict) and rec.get("schema") == STAGE_SCHEMA and isinstance(rec.get("stage"), str):
             records[rec["stage"]] = rec
+        else:
+            # a file in a run's folder that is not a stage record: say so, never drop it silently
+            problems.append(f"{p}: not a containerctl stage record (remove or fix the file)")
     if meta is None:
         if not records:
             raise NotFound(f"{d} holds no run.json and no stage records", hint=LIST_HINT)
@@ -458,8 +466,10 @@ def list_runs() -> list[dict[str, Any]]:
             continue
         try:
             r = load_run(d.name)
-        except ContainerctlError:
-            continue
+        except ContainerctlError as e:
+            # listed, not hidden: an unreadable run is something the user should see
+            r = {"run_id": d.name, "status": "unreadable", "stages": [], "records": {},
+                 "problems": [e.message], "dir": str(d)}
         r["stage_status"] = {s: rec.get("status") for s, rec in r.pop("records").items()}
         runs.append(r)
     runs.sort(key=lambda r: (str(r.get("started") or ""), r["run_id"]), reverse=True)
