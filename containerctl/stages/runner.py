@@ -572,6 +572,12 @@ class Pipeline:
         template that does not render, a --source that does not resolve. A refused run stores
         nothing."""
         selected = [s.name for s in stages]
+        if self.options.get("source") and not any(s.host_prepare == "flagcx_source"
+                                                   for s in stages):
+            raise UsageError("--source is read by the build stage, which this run does not "
+                             f"include ({', '.join(selected)}): the tree already built would be "
+                             "used", "add the build stage (e.g. --only build --only perf) or drop "
+                             "--source")
         na_all = [(sd.name, self.not_applicable(sd)) for sd in stages]
         if all(why for _, why in na_all):
             name, why = na_all[0]
