@@ -218,7 +218,10 @@ def down(name: Optional[str] = typer.Option(None, "--name"),
     """Remove the container. The workspace volume and all results are kept unless --volumes."""
     from . import lifecycle
     engine = _engine()
-    target = lifecycle.resolve_target(engine, name, profile)
+    if volumes and name is not None:
+        target = name      # its container may be gone already; down --volumes still removes
+    else:                  # the workspace volume it left
+        target = lifecycle.resolve_target(engine, name, profile)
     removed = lifecycle.down(engine, target, volumes)
     typer.echo("removed " + ", ".join(removed) +
                ("" if volumes else "; workspace volume and results kept"))

@@ -183,6 +183,14 @@ def down(engine: Engine, name: str, volumes: bool = False) -> list[str]:
     removed = []
     check_name(name, "container name")
     with name_lock(name):
+        if volumes and engine.find(name) is None:
+            # the container went earlier (`down` without --volumes): its workspace volume can
+            # still be asked for, by the name containerctl gave it
+            from .runspec import workspace_volume_name
+            vol = workspace_volume_name(name)
+            if engine.volume_exists(vol):
+                engine.remove_volume(vol)
+                return [f"volume {vol}"]
         c = require_managed(engine, name)
         vol = c.labels.get(LABEL + "workspace-volume")
         engine.remove(name, force=True)

@@ -181,3 +181,14 @@ def test_a_damaged_record_is_never_reported_as_passed(run_cli, tmp_path, record)
     (bad / "run.json").write_text(record)
     r = run_cli("results", "list")
     assert r.returncode == 0 and bad.name in r.stdout, r.stdout + r.stderr
+
+
+def test_down_then_down_volumes_removes_the_workspace(run_cli, unique_name, selftest_image, engine):
+    assert run_cli("up", "--profile", "cpu-selftest", "--name", unique_name).returncode == 0
+    r = run_cli("down", "--name", unique_name)
+    assert r.returncode == 0 and engine.volume_exists(f"{unique_name}-workspace")
+    r = run_cli("down", "--name", unique_name, "--volumes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not engine.volume_exists(f"{unique_name}-workspace")
+    r = run_cli("down", "--name", unique_name, "--volumes")      # nothing left: said plainly
+    assert r.returncode == 2 and "no container" in r.stderr
