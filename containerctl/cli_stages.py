@@ -87,12 +87,12 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
                    timeout: Optional[int] = None, quiet: bool = False, verbose: bool = False,
                    set_: Optional[List[str]] = None) -> int:
     from . import lifecycle
+    from .engine import LABEL_PREFIX as LABEL
     from .engine import get_engine
-    from .profiles import load_profile
-    from .runspec import LABEL
     from .stages.defs import get_def
     from .stages.runner import Pipeline
     from .ui.session import make_view, pipeline_callbacks
+    from .validated import load_profile    # the same profile; pydantic only when it changed
     sd = get_def(stage)
     engine = get_engine()
     target = lifecycle.resolve_target(engine, name, profile)

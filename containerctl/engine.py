@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -658,6 +657,7 @@ class Engine:
                 exclude: Callable[[str], bool] | None = None) -> None:
         """Copy a host directory into the container at dest/arcname (like `docker cp`).
         FIFOs, sockets and device files are refused up front, naming the file."""
+        import tarfile
         refuse_special_files(src, exclude, arcname)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -672,6 +672,7 @@ class Engine:
     def put_files(self, container: str, dest_dir: str, files: dict[str, tuple[bytes, int]]):
         """Write several files in one round trip; names may contain subdirectories, which are
         created (dest_dir itself must exist: `/` always does)."""
+        import tarfile
         buf = io.BytesIO()
         now = int(time.time())
         with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import paths
+from . import paths, yamlio
 from .errors import NotFound, ProfileError, UsageError
 
 # ---------------------------------------------------------------------------------------------
@@ -405,7 +405,8 @@ class _Located:
 
     def _walk(self, node, path):
         self._count += 1
-        if isinstance(node, yaml.ScalarNode) and node.style is None and node.tag in _NON_TEXT_TAGS \
+        # a plain scalar's style: None from the pure-Python parser, '' from libyaml's
+        if isinstance(node, yaml.ScalarNode) and not node.style and node.tag in _NON_TEXT_TAGS \
                 and ((path and path[-1] == "name") or
                      (":" in node.value and node.tag != "tag:yaml.org,2002:bool")):
             # YAML 1.1 reads `name: 010` as octal 8, `name: 1e3` as a float and `9:8` as the
@@ -469,9 +470,9 @@ def read_yaml(path: Path) -> tuple[dict, _Located]:
         raise ProfileError(f"{path}: cannot read ({exc.__class__.__name__})",
                            "give a readable UTF-8 YAML file") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yamlio.compose(text)
         loc = _Located(node, str(path))   # before loading: rejects recursive/explosive aliases
-        data = yaml.safe_load(text)
+        data = yamlio.construct(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -6,34 +6,25 @@ from __future__ import annotations
 import difflib
 import shlex
 from pathlib import Path
-from typing import Any, Optional
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..errors import ProfileError, UsageError
+
+if TYPE_CHECKING:
+    from .stagedef import StageDef
 
 DEFS_DIR = Path(__file__).parent / "defs"
 ASSETS_DIR = Path(__file__).parent / "assets"
 
 
-class StageDef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    description: str = ""
-    requires: list[str] = Field(default_factory=list)
-    timeout: int = Field(1800, ge=1)
-    script: str
-    parse: Optional[str] = None
-    applies: Optional[str] = None            # a Jinja2 expression over the context
-    not_applicable: str = "does not apply to this profile"
-    host_prepare: Optional[str] = None       # a host-side step before the script (flagcx_source)
-    assets: list[str] = Field(default_factory=list)  # files from stages/assets copied to $CCTL_DIR/assets
-    scope: str = "host"                      # host | cluster
-    needs_flagcx: bool = False               # the runner probes the checkout first (flagcx/)
-    order: int = 0
-    file: Optional[str] = Field(None, exclude=True)
+def __getattr__(name: str):
+    """`StageDef` (the pydantic model, stagedef.py) is imported on first use: pydantic is not
+    needed when containerctl.validated remembers the validated stage files."""
+    if name == "StageDef":
+        from .stagedef import StageDef
+        return StageDef
+    raise AttributeError(name)
 
 
 def _dirs() -> list[Path]:
@@ -47,7 +38,9 @@ def load_defs() -> list[StageDef]:
                 for d in _dirs())
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = _load_defs()
+        # validated once and remembered while no stage file changes (read-only stand-ins)
+        from ..validated import load_stage_defs
+        _CACHE[key] = load_stage_defs(_dirs(), _load_defs)
     return list(_CACHE[key])
 
 
@@ -55,13 +48,18 @@ _CACHE: dict = {}
 
 
 def _load_defs() -> list[StageDef]:
+    import yaml
+    from pydantic import ValidationError
+
+    from .. import yamlio
+    from .stagedef import StageDef
     by_name: dict[str, StageDef] = {}
     for i, d in enumerate(_dirs()):
         if not d.is_dir():
             continue
         for f in sorted(d.glob("*.yaml")):
             try:
-                data = yaml.safe_load(f.read_text()) or {}
+                data = yamlio.safe_load(f.read_text()) or {}   # libyaml when present
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 raise ProfileError(f"{f}:{mark.line + 1 if mark else 1}: YAML syntax error",

@@ -22,10 +22,11 @@ from ..engine import Engine
 from ..errors import StageError, UsageError
 from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
-from .defs import DEFS_DIR, Opts, StageDef, applies, load_defs, render
+from .defs import DEFS_DIR, Opts, applies, load_defs, render
 
-if TYPE_CHECKING:
-    from ..profiles import Profile   # annotations only: `status` needs no profile
+if TYPE_CHECKING:   # annotations only: these are pydantic models (validated.Frozen stand in)
+    from ..profiles import Profile
+    from .stagedef import StageDef
 
 IN_CONTAINER_DIR = "/var/tmp/containerctl"
 ALWAYS_EXPORT = ["PATH", "LD_LIBRARY_PATH", "FLAGCX_DEBUG", "FLAGCX_DEBUG_SUBSYS", "FLAGCX_IB_HCA",
