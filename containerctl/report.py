@@ -21,7 +21,7 @@ from .results.parsers import normalize_coll
 from .results.references import human_size, primary_sweep, short_size
 
 FORMATS = ("table", "md", "html", "json", "junit")
-FAILED = ("failed", "timeout", "interrupted")
+from .results.model import BAD_STATUSES as FAILED  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------

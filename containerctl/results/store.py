@@ -25,9 +25,7 @@ from .parsers import Check
 
 RUN_SCHEMA = "containerctl.run/1"
 STAGE_SCHEMA = "containerctl.stage/1"
-STAGE_STATUSES = ("passed", "failed", "timeout", "interrupted", "skipped")
-# a run is never "skipped"; "error" = it broke off for a reason that is no stage's verdict
-RUN_STATUSES = ("running", "passed", "failed", "timeout", "interrupted", "error")
+from .model import RUN_STATUSES, STAGE_STATUSES  # noqa: E402  (the one status model)
 IMPORT_KINDS = {"flagcx-perf": "perf", "nccl-tests": "perf", "torch-example": "torch", "flagscale": "train"}
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

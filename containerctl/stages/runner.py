@@ -420,18 +420,18 @@ def failure_cause(text: str, ctx: dict | None = None) -> str:
     return tail[0][:300]
 
 
-RUN_STATUSES = ("passed", "failed", "timeout", "interrupted", "error", "running")
 
 
 def run_status(outcomes: list["StageOutcome"], asked: list[str], crash: str | None = None) -> str:
     """A run is `passed` only when every stage it asked for passed, or was skipped because it
     already passed with the same inputs, or was skipped as not applicable to the profile — and
     at least one stage passed or was skipped as passed. Anything else names what happened."""
+    from ..results.model import BAD_STATUSES
     if crash:
         return crash
     by = {o.name: o for o in outcomes}
     for o in outcomes:
-        if o.status in ("failed", "timeout", "interrupted", "error"):
+        if o.status in BAD_STATUSES:
             return o.status
     if any(n not in by for n in asked):
         return "error"          # a stage that was asked for never ran and nothing says why

@@ -115,7 +115,7 @@ MUTANTS: list[dict] = [
          edits=[("    if any(n not in by for n in asked):\n", "    if False:\n")],
          why="a stage that was asked for and never ran does not stop a pass"),
     dict(id="run-status-timeout-ignored", file=RUN, tier="unit",
-         edits=[('if o.status in ("failed", "timeout", "interrupted", "error"):',
+         edits=[("if o.status in BAD_STATUSES:",
                  'if o.status in ("failed",):')],
          why="a timed-out stage does not fail the run"),
     # ---------------------------------------------------------------- references
