@@ -207,7 +207,9 @@ def parse_unittest(text: str, ctx: dict):
         elif kind == "ut-end" and kv.get("bin") in binaries:
             binaries[kv["bin"]]["rc"] = int(kv.get("rc", "1"))
         elif kind == "ut-xml" and kv.get("bin") in binaries:
-            binaries[kv["bin"]]["xml"].append(body.strip())
+            xml = "\n".join(ln[len("CCTL_XML| "):] if ln.startswith("CCTL_XML| ") else ln
+                            for ln in body.splitlines())
+            binaries[kv["bin"]]["xml"].append(xml.strip())
     for comp, want in missing:
         name = f"unittest {comp} build"
         if comp in known_build:

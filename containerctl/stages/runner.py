@@ -539,6 +539,7 @@ class Pipeline:
         else:
             if from_:
                 sel = sel[names.index(from_):]
+            sel = [d for d in sel if not getattr(d, "internal", False) or d.name in (from_, until)]
             if until:
                 sel = sel[:[d.name for d in sel].index(until) + 1] if until in [d.name for d in sel] \
                     else []

@@ -22,5 +22,6 @@ class StageDef(BaseModel):
     assets: list[str] = Field(default_factory=list)  # files from stages/assets copied to $CCTL_DIR/assets
     scope: str = "host"                      # host | cluster
     needs_flagcx: bool = False               # the runner probes the checkout first (flagcx/)
+    internal: bool = False                   # part of another stage: never picked by `run`
     order: int = 0
     file: Optional[str] = Field(None, exclude=True)
