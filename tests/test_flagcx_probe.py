@@ -193,3 +193,15 @@ def test_torch_stage_gets_the_adaptor_one_way(tmp_path):
     fx.torch_adaptor_env = False   # a checkout that only knows --adaptor
     env = make_context(prof, {}, fx)["env"]
     assert env["CCTL_TORCH_ADAPTOR_ENV"] == "" and env["CCTL_TORCH_SETUP_ARGS"] == "--adaptor\nnvidia"
+
+
+def test_submodule_filled_by_links_is_reported_linked_and_refilled(tmp_path):
+    """A checkout whose empty submodule containerctl filled with links (an earlier build in the
+    same container) still records the substitution on the next build."""
+    root = make_tree(tmp_path / "t", "v0.13")
+    (root / "third-party/googletest/googletest").symlink_to("/usr/src/googletest/googletest")
+    fx = probe_local(root)
+    assert fx.submodules["googletest"] == "linked"
+    fx.system_gtest_include, fx.system_gtest_lib = "/usr/include", "/usr/lib/x86_64-linux-gnu"
+    subs, problems = fx.substitutions()
+    assert any(s["submodule"] == "third-party/googletest" for s in subs) and not problems

@@ -48,7 +48,7 @@ class FlagCXInterface:
     torch_adaptor_argv: bool = False     # setup understands --adaptor
     torch_example: str | None = None
     torch_root_package: bool = False
-    submodules: dict[str, str] = field(default_factory=dict)  # json|googletest -> present|empty|absent
+    submodules: dict[str, str] = field(default_factory=dict)  # json|googletest -> present|empty|absent|linked
     needs_json: bool = False
     system_json: str | None = None
     system_gtest_include: str | None = None
@@ -127,7 +127,7 @@ class FlagCXInterface:
         its own build (googletest's build/lib)."""
         subs: list[dict] = []
         problems: list[str] = []
-        if self.submodules.get("json") in ("empty", "absent") and self.needs_json:
+        if self.submodules.get("json") in ("empty", "absent", "linked") and self.needs_json:
             if self.system_json:
                 mv = {self.json_override: self.system_json} if self.json_override else {}
                 subs.append({"submodule": "third-party/json", "with": f"{self.system_json}/nlohmann",
@@ -138,7 +138,7 @@ class FlagCXInterface:
                 problems.append("third-party/json is empty and no system nlohmann/json.hpp was "
                                 "found: install nlohmann-json3-dev in the image, or fill "
                                 f"{self.root}/third-party/json (git submodule update --init)")
-        if self.submodules.get("googletest") in ("empty", "absent") and \
+        if self.submodules.get("googletest") in ("empty", "absent", "linked") and \
                 self.unittest_layout != "none":
             if self.system_gtest_include and self.system_gtest_lib:
                 links = {}

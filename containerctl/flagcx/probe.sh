@@ -99,6 +99,8 @@ for s in json googletest; do
   d=third-party/$s
   if [ ! -e "$d" ]; then st=absent
   elif [ -z "$(ls -A "$d" 2>/dev/null)" ]; then st=empty
+  elif [ -n "$(find "$d" -maxdepth 3 -type l 2>/dev/null | head -1)" ] && \
+       [ -z "$(find "$d" -maxdepth 3 -type f 2>/dev/null | head -1)" ]; then st=linked   # filled by containerctl before
   else st=present; fi
   p "submodule_$s" "$st"
 done
