@@ -22,18 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..results.parsers import PerfRow  # noqa: F401  (one row type for parser and view)
 from . import filters
 
 _STATUS_RE = re.compile(r"^(?P<stage>[A-Za-z0-9][A-Za-z0-9_-]*): running(?: \(log (?P<log>.+)\))?$")
 DONE = ("passed", "failed", "timeout", "interrupted", "skipped")
-
-
-@dataclass
-class PerfRow:
-    size: int
-    time_s: float
-    algbw: float
-    busbw: float
 
 
 @dataclass
