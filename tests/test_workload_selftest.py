@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from standins import find_mpi_home, mpi_env
 
 WORKLOAD = Path(__file__).resolve().parents[1] / "workloads" / "flagcx-selftest"
 
@@ -57,43 +58,13 @@ pytestmark = pytest.mark.skipif(
 
 def _find_mpi_home() -> str:
     """The directory with include/mpi.h and lib/libmpi.so for the host's mpicc."""
-    candidates: list[Path] = []
-    try:
-        out = subprocess.run(
-            ["mpicc", "--showme:incdirs"], capture_output=True, text=True, timeout=30
-        ).stdout
-        candidates += [Path(d).parent for d in out.split()]
-    except (OSError, subprocess.SubprocessError):
-        pass
-    candidates += [
-        Path(p)
-        for p in (
-            "/usr/lib/x86_64-linux-gnu/openmpi",
-            "/usr/lib/aarch64-linux-gnu/openmpi",
-            "/usr/local/mpi",
-            "/usr/lib64/openmpi",
-            "/usr/local",
-            "/usr",
-        )
-    ]
-    for home in candidates:
-        if (home / "include" / "mpi.h").is_file() and (home / "lib" / "libmpi.so").exists():
-            return str(home)
-    pytest.fail(f"mpicc is installed but no MPI_HOME with include/mpi.h and lib/libmpi.so in {candidates}")
+    home = find_mpi_home()
+    if home is None:
+        pytest.fail("mpicc is installed but no MPI_HOME with include/mpi.h and lib/libmpi.so")
+    return home
 
 
-def _mpi_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("SELFTEST_FAULT", "SELFTEST_FAULT_FILE", "SELFTEST_FAULT_BUILD"):
-        env.pop(name, None)
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    # Containers often forbid the ptrace-based single-copy path of the shared-memory transport.
-    env.setdefault("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
-    if shutil.which("ssh") is None:
-        # Local runs never use it, but OpenMPI 4 refuses to start without an rsh agent.
-        env.setdefault("OMPI_MCA_plm_rsh_agent", shutil.which("false") or "/bin/false")
-    return env
+_mpi_env = mpi_env
 
 
 def _make(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
