@@ -110,7 +110,7 @@ def _env(search: list[Path]):
     return env
 
 
-_IDENT = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SHELL_NAME = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an exportable variable name
 VALUES_END = "# end of values"
 _USED = __import__("re").compile(r"\b(CCTL_[A-Z0-9_]+)\b")
 
@@ -120,7 +120,7 @@ def env_prologue(values: dict[str, str]) -> str:
     shlex.quote (values may hold spaces, quotes, `$`, backticks or newlines; all arrive intact)."""
     lines = ["# values for this stage (containerctl quotes every one; scripts read \"$NAME\")"]
     for k, v in values.items():
-        if not _IDENT.match(k):
+        if not SHELL_NAME.match(k):
             raise UsageError(f"environment variable name {k!r} is not a shell identifier",
                              "use letters, digits and _ only")
         v = "" if v is None else str(v)

@@ -22,7 +22,7 @@ from ..engine import Engine
 from ..errors import StageError, UsageError
 from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
-from .defs import DEFS_DIR, Opts, applies, load_defs, render
+from .defs import DEFS_DIR, SHELL_NAME, Opts, applies, load_defs, render
 
 if TYPE_CHECKING:   # annotations only: these are pydantic models (validated.Frozen stand in)
     from ..profiles import Profile
@@ -81,7 +81,6 @@ def save_state(container: str, st: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # context
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def as_lines(values, what: str) -> str:
@@ -126,7 +125,7 @@ def make_context(profile: Profile, options: dict | None = None,
         stage_env.setdefault(fx.visible_devices_env, fx.visible_devices)
     export = list(dict.fromkeys(ALWAYS_EXPORT + list(profile.container.env) + list(stage_env)))
     for k in list(stage_env) + export:
-        if not _IDENT.match(k):
+        if not SHELL_NAME.match(k):
             raise UsageError(f"environment variable name {k!r} is not a shell identifier",
                              "use letters, digits and _ (no '=', spaces or quotes)")
     cctl_dir = f"{fx.dir.rstrip('/')}/../.containerctl"
