@@ -505,12 +505,7 @@ def test_put_dir_refuses_special_files_up_front(engine, selftest_image, tmp_path
 
 def test_source_with_a_fifo_is_refused_through_the_cli(engine, selftest_image, tmp_path,
                                                        unique_name):
-    import inspect
     import os
-    from containerctl.stages import runner
-    if "refuse_special_files" not in inspect.getsource(runner):
-        pytest.skip("stages/runner.py reads the tree (fingerprint) before Engine.put_dir: it "
-                    "must call engine.refuse_special_files first (owned by the lead)")
     prof = profile_file(tmp_path, selftest_image)
     assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
     src = tmp_path / "flagcx"
