@@ -93,3 +93,16 @@ git rev-parse HEAD"""
                          f"(exit {code}): {out.strip().splitlines()[-1] if out.strip() else ''}",
                          "check the URL/ref and the container's network, or give a local path")
     return f"git:{out.strip().splitlines()[-1]}"
+
+
+MARKER = ".containerctl-source"
+
+
+def read_marker(engine: "Engine", container: str, dest: str) -> str | None:
+    """The fingerprint in the marker containerctl wrote into `dest` inside the container when
+    it filled it (the first word of its first line), or None when there is no marker: the
+    source a stage really runs against, whichever home copied it."""
+    import shlex as _sh
+    code, out = engine.exec_capture(container, ["sh", "-c", f"head -n1 {_sh.quote(dest)}/{MARKER} 2>/dev/null"])
+    words = out.split()
+    return words[0] if code == 0 and words else None
