@@ -40,9 +40,12 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   python3 -m venv .venv
 fi
-extra=""
+# the plot extra always (the README's `report --plot` works after the quick start); the test
+# extra (which includes it) for the test command
+extra="[plot]"
 [ "${CONTAINERCTL_SETUP_TEST_DEPS:-0}" = 1 ] && extra="[test]"
-if ! .venv/bin/python -c "import containerctl, typer, docker, pydantic" >/dev/null 2>&1 || [ -n "$extra" ]; then
+if ! .venv/bin/python -c "import containerctl, typer, docker, pydantic, matplotlib" >/dev/null 2>&1 || \
+    [ "$extra" = "[test]" ]; then
   say "installing containerctl into .venv ${extra}"
   .venv/bin/pip install -q -e ".${extra}" 2>&1 | grep -v '^WARNING: Location' || true
 fi
