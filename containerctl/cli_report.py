@@ -67,15 +67,15 @@ def _notes(notes: list[str]) -> None:
 
 
 def _strict_exit(runs) -> None:
-    from .report import FAILED, all_checks
+    from .report import all_checks
+    from .results.verdict import strict_failures
 
-    # strict: only a run whose record says passed, whose stages passed and whose files all read
-    bad = [r["run_id"] for r in runs
-           if r.get("status") not in ("passed", None) or r.get("problems")
-           or any(rec.get("status") in FAILED for rec in (r.get("records") or {}).values())
-           or any(c.get("ok") is False for _, c in all_checks(r))]
+    # strict (results/verdict.py): a run passes only when its record says passed, every stage's
+    # own checks support its status (no pass without evidence), no check failed, all files read
+    bad = [(r["run_id"], why) for r in runs if (why := strict_failures(r, all_checks(r)))]
     if bad:
-        typer.echo(f"failed: {', '.join(bad)}", err=True)
+        for rid, why in bad:
+            typer.echo(f"failed: {rid}: {'; '.join(why)[:400]}", err=True)
         raise typer.Exit(1)
 
 

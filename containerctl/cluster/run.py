@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -252,7 +251,8 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     argv, every rank's own output file gathered from every host). Returns (run id, record)."""
     from ..results import store
     from ..stages.defs import get_def
-    from ..stages.runner import Pipeline, StageOutcome, StagePlug, as_lines, now, run_status
+    from ..results.verdict import run_status
+    from ..stages.runner import Pipeline, StageOutcome, StagePlug, as_lines, now
     options = dict(options or {})
     echo = echo or (lambda _s, _l: None)
     sd_build, sd = get_def("hetero-build"), get_def("hetero")
@@ -305,7 +305,8 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
                          dict(options, nranks=total), echo=echo)
         hosts_check = {"name": "hosts", "ok": True, "detail": f"{total} ranks across "
                        f"{len(hosts)} hosts (" + ", ".join(f"{h.name}={h.address}:{h.slots}"
-                                                           for h in hosts) + ")"}
+                                                           for h in hosts) + ")",
+                       "evidence": False}   # where it ran, not a measurement: never a pass alone
         host_metrics = [{"name": h.name, "address": h.address, "profile": h.profile.name,
                          "platform": h.profile.platform, "slots": h.slots, "mpich": h.mpich,
                          "docker": h.docker} for h in hosts]

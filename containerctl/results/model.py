@@ -36,6 +36,7 @@ class CheckDict(TypedDict, total=False):
     ok: Optional[bool]         # True PASS, False FAIL, None SKIP (with the reason in detail)
     detail: str
     compared: int
+    evidence: bool             # False: informational (hosts, setup), never a pass on its own
 
 
 class StageRecord(TypedDict, total=False):

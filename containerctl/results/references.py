@@ -27,6 +27,12 @@ DEFAULT_LOWER = -0.10
 _KI = 1024
 
 
+# each metric's direction and unit: a bandwidth is better higher (GB/s), a time lower (s)
+METRICS: dict[str, tuple[str, str]] = {"busbw": ("higher", "GB/s"), "algbw": ("higher", "GB/s"),
+                                       "time_s": ("lower", "s")}
+DEFAULT_UPPER_TIME = 0.10
+
+
 @dataclass(frozen=True)
 class Reference:
     value: float
@@ -35,6 +41,11 @@ class Reference:
     unit: str = "GB/s"
     metric: str = "busbw"  # busbw | algbw | time_s
     nranks: int | None = None  # the rank count the value was measured with (None: any)
+
+    @property
+    def direction(self) -> str:
+        """"higher" (bandwidth: a smaller value is worse) or "lower" (time: a larger one is)."""
+        return METRICS.get(self.metric, ("higher", ""))[0]
 
     def bounds(self) -> tuple[float | None, float | None]:
         lo = self.value * (1 + self.lower) if self.lower is not None else None
@@ -116,6 +127,7 @@ _REF_HINT = "use a number (GB/s, at most 10 % below), [value, lower, upper, unit
 def _coerce(v: Any, where: str, exc: type = UsageError) -> Reference | None:
     if v is None:
         return None
+    given: set[str] = set()
     try:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             ref = Reference(float(v))
@@ -123,6 +135,7 @@ def _coerce(v: Any, where: str, exc: type = UsageError) -> Reference | None:
             if not 1 <= len(v) <= 4:
                 raise ValueError("a list must be [value, lower, upper, unit]")
             ref = Reference(*v)
+            given = set(("value", "lower", "upper", "unit")[:len(v)])
         elif isinstance(v, dict):
             unknown = set(v) - {"value", "lower", "upper", "unit", "metric", "nranks"}
             if unknown:
@@ -130,6 +143,7 @@ def _coerce(v: Any, where: str, exc: type = UsageError) -> Reference | None:
             if "value" not in v:
                 raise ValueError("missing 'value'")
             ref = Reference(**v)
+            given = set(v)
         else:
             raise ValueError(f"{v!r} is not a number, a list or a mapping")
         for k in ("value", "lower", "upper"):
@@ -143,6 +157,26 @@ def _coerce(v: Any, where: str, exc: type = UsageError) -> Reference | None:
                       upper=None if ref.upper is None else float(ref.upper))
     except (TypeError, ValueError) as e:
         raise exc(f"bad reference at {where}: {e}", hint=_REF_HINT) from None
+    if ref.metric not in METRICS:
+        raise exc(f"bad reference at {where}: metric {ref.metric!r} must be busbw, algbw or time_s",
+                  hint="metric: busbw (the default), algbw or time_s")
+    direction, unit = METRICS[ref.metric]
+    if "unit" not in given:
+        ref = replace(ref, unit=unit)
+    elif ref.unit != unit:
+        raise exc(f"bad reference at {where}: unit {ref.unit!r} does not fit metric {ref.metric} "
+                  f"(measured in {unit})", hint=f"write unit: {unit}, or leave it out")
+    if direction == "lower":
+        # a time: lower is better, so the bound that can fail is the upper one
+        if "lower" not in given:
+            ref = replace(ref, lower=None)
+        if "upper" not in given:
+            ref = replace(ref, upper=DEFAULT_UPPER_TIME)
+    for k in ("lower", "upper"):
+        x = getattr(ref, k)
+        if x is not None and not math.isfinite(x):
+            raise exc(f"bad reference at {where}: {k} {x} is not a finite number",
+                      hint="a relative fraction such as -0.10 (lower) or 0.20 (upper), or null")
     if not math.isfinite(ref.value) or ref.value <= 0:
         raise exc(f"bad reference at {where}: value must be a positive number", hint=_REF_HINT)
     if ref.lower is not None and not (-1.0 <= ref.lower <= 0.0):
@@ -151,9 +185,12 @@ def _coerce(v: Any, where: str, exc: type = UsageError) -> Reference | None:
     if ref.upper is not None and ref.upper < 0:
         raise exc(f"bad reference at {where}: upper {ref.upper} must be ≥ 0 (a relative fraction)",
                   hint="e.g. 0.20 for 'at most 20 % above', or null for no upper bound")
-    if ref.metric not in ("busbw", "algbw", "time_s"):
-        raise exc(f"bad reference at {where}: metric {ref.metric!r} must be busbw, algbw or time_s",
-                  hint="metric: busbw (the default), algbw or time_s")
+    worse = "lower" if direction == "higher" else "upper"
+    if getattr(ref, worse) is None:
+        raise exc(f"bad reference at {where}: {ref.metric} is better {direction}, so it needs a "
+                  f"{worse} bound (without one it can never fail)",
+                  hint=("e.g. lower: -0.10 (at most 10 % below)" if worse == "lower" else
+                        "e.g. upper: 0.10 (at most 10 % slower)"))
     return ref
 
 
@@ -267,7 +304,8 @@ def evaluate(perf_metrics: dict[str, Any], refs: dict[str, dict[int, Reference]]
             elif hi is not None and v > hi:
                 checks.append(Check(name, False, f"{what} > {ref.value:g} × {1 + ref.upper:.2f}"))
             else:
-                lo_s = f"{ref.value:g} × {1 + ref.lower:.2f}" if ref.lower is not None else "-∞"
+                lo_s = f"{ref.value:g} × {1 + ref.lower:.2f}" if ref.lower is not None else (
+                    "0" if ref.direction == "lower" else "-∞")
                 hi_s = f"{ref.value:g} × {1 + ref.upper:.2f}" if ref.upper is not None else "∞"
                 checks.append(Check(name, True, f"{what} within [{lo_s}, {hi_s}]"))
     return checks

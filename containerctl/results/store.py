@@ -104,11 +104,9 @@ def _checks(checks: Iterable[Check | dict[str, Any]] | None) -> list[dict[str, A
 
 
 def status_from_checks(checks: Iterable[Check | dict[str, Any]], exit_code: int | None = 0) -> str:
-    """'failed' when the command failed or any check failed; otherwise 'passed' (undecided checks,
-    ok=None, do not fail a stage)."""
-    if exit_code not in (0, None):
-        return "failed"
-    return "failed" if any(c["ok"] is False for c in _checks(checks)) else "passed"
+    """The stage status its checks support (results/verdict.py: no pass without evidence)."""
+    from .verdict import stage_status
+    return stage_status(_checks(checks), exit_code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,12 +238,14 @@ def start_run(profile: str, *, platform: str | None = None, container: str | Non
 
 
 def finish_run(run_id: str, status: str | None = None) -> dict[str, Any]:
-    """Set `finished` and the run status (default: derived from the stage records — the first of
-    interrupted, timeout, failed that any stage has, else passed)."""
+    """Set `finished` and the run status (default: results/verdict.run_status over the stage
+    records, each re-judged from its own checks)."""
     if status is None:
-        recs = load_run(run_id)["records"]
-        st = {r.get("status") for r in recs.values()}
-        status = next((s for s in ("interrupted", "timeout", "failed") if s in st), "passed")
+        from .verdict import record_status, run_status
+        loaded = load_run(run_id)
+        recs = [dict(r, name=n, status=record_status(r)) for n, r in loaded["records"].items()]
+        status = run_status(recs, [str(s) for s in loaded.get("stages") or []] or
+                            [r["name"] for r in recs])
     return update_run(run_id, finished=now_iso(), status=status)
 
 

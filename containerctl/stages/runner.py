@@ -342,22 +342,7 @@ def failure_cause(text: str, ctx: dict | None = None) -> str:
 
 
 
-def run_status(outcomes: list["StageOutcome"], asked: list[str], crash: str | None = None) -> str:
-    """A run is `passed` only when every stage it asked for passed, or was skipped because it
-    already passed with the same inputs, or was skipped as not applicable to the profile — and
-    at least one stage passed or was skipped as passed. Anything else names what happened."""
-    from ..results.model import BAD_STATUSES
-    if crash:
-        return crash
-    by = {o.name: o for o in outcomes}
-    for o in outcomes:
-        if o.status in BAD_STATUSES:
-            return o.status
-    if any(n not in by for n in asked):
-        return "error"          # a stage that was asked for never ran and nothing says why
-    real = [o for o in outcomes if o.status == "passed" or
-            (o.status == "skipped" and o.message.startswith("already passed"))]
-    return "passed" if real else "error"
+from ..results.verdict import run_status  # noqa: E402,F401  (the one rule: results/verdict.py)
 
 
 class stage_lock:
@@ -722,28 +707,15 @@ class Pipeline:
                          flagcx_commit=self.interface.commit)
             if sd.host_prepare:
                 metrics["flagcx_interface"] = self.interface.to_dict()
-        if outcome == "timeout":
-            status, msg = "timeout", f"timed out after {timeout}s; the stage's processes were killed"
-        elif outcome == "interrupted":
-            status, msg = "interrupted", "interrupted; the stage's processes were killed"
-        elif code != 0:
-            status = "failed"
-            bad = [c for c in checks if c.get("ok") is False]
-            cause = failure_cause(text, ctx)
-            msg = f"exit code {code}: {cause}"
-            if bad and not bad[0]["name"].endswith(" built"):
-                msg = f"{bad[0]['name']}: {bad[0]['detail']} (exit code {code}); {cause}"
+        from ..results.verdict import stage_verdict   # the one verdict rule (no pass without evidence)
+        failed_exit = outcome == "ok" and code != 0
+        status, msg = stage_verdict(checks, exit_code=code, outcome=outcome, timeout_s=timeout,
+                                    cause=failure_cause(text, ctx) if failed_exit else "",
+                                    expect_evidence=bool(sd.parse))
+        if failed_exit:
             gone = self._container_gone(wait=2.0 if code in (137, 143, 255) else 0.0)
             if gone:
                 msg = f"{gone} during the stage (exit code {code}); {msg}"
-        else:
-            bad = [c for c in checks if c.get("ok") is False]
-            status = "failed" if bad else "passed"
-            n_ok = sum(1 for c in checks if c.get("ok"))
-            n_skip = sum(1 for c in checks if c.get("ok") is None)
-            msg = (f"{bad[0]['name']}: {bad[0]['detail']}" if bad else
-                   f"{n_ok} checks passed" + (f", {n_skip} not checkable (see the record)"
-                                               if n_skip else ""))
         oc = StageOutcome(name, status, msg)
         rec = self._record(run_id, sd, oc, time.monotonic() - t0, code, metrics=metrics,
                            checks=checks, repro=repro, started=started, source=fp)
