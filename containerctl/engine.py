@@ -18,8 +18,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import EngineError, ImageError, NotFound
 
-LABEL_PREFIX = "io.containerctl."
-MANAGED = LABEL_PREFIX + "managed"
+from .labels import MANAGED, PREFIX as LABEL_PREFIX  # noqa: E402,F401  (the one place names live)
 
 START_HINT = (
     "start the engine (`dockerd &`, or `systemctl start docker`), or point DOCKER_HOST at one "
@@ -97,6 +96,14 @@ def _bound_ssh_client() -> None:
 
     class BoundedSSHSocket(base):
         _containerctl_bounded = True
+
+        def __init__(self, host):
+            # the SDK splits "user@host:port" on ':' (an IPv6 host breaks it): parse it strictly
+            from .engineurl import parse
+            u = parse(f"ssh://{host}")
+            base.__init__(self, "localhost")
+            self.host, self.user = u.host, u.user
+            self.port = str(u.port) if u.port else None
 
         def connect(self, **kwargs):
             # the SDK's connect, with the options above and ssh's own messages kept (they
@@ -341,11 +348,38 @@ class _LocalClient:
     def exec_inspect(self, exec_id: str) -> dict:
         return self.call("GET", f"/exec/{_q(exec_id)}/json")
 
+    def get_archive_bytes(self, container: str, path: str) -> bytes:
+        """The tar stream `GET /containers/{id}/archive` answers for `path` (404 when absent)."""
+        from urllib.parse import urlencode
+        conn, resp = self._open("GET", f"/containers/{_q(container)}/archive?" +
+                                urlencode({"path": path}))
+        try:
+            return resp.read()
+        finally:
+            conn.close()
+
     def put_archive(self, container: str, path: str, data: bytes) -> bool:
         from urllib.parse import urlencode
         self.call("PUT", f"/containers/{_q(container)}/archive?" + urlencode({"path": path}),
                   raw=data, content_type="application/x-tar")
         return True
+
+
+def _first_tar_file(raw: bytes) -> bytes | None:
+    """The data of the first regular file in a tar stream (pax/GNU long-name headers skipped);
+    without importing tarfile."""
+    off = 0
+    while off + 512 <= len(raw):
+        head = raw[off:off + 512]
+        if not head.strip(b"\0"):
+            return None
+        size = int(head[124:136].strip(b"\0 ") or b"0", 8)
+        kind = head[156:157]
+        off += 512
+        if kind in (b"0", b"\0"):
+            return raw[off:off + size]
+        off += (size + 511) // 512 * 512
+    return None
 
 
 def _q(part: str) -> str:
@@ -392,7 +426,9 @@ def _exec_stream(conn, resp, tty: bool) -> Iterator[bytes]:
 
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: int = 600):
-        self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        from .engineurl import check    # one strict parser: a bad URL is exit 2, never ssh -o…
+        self.base_url = check(base_url or os.environ.get("DOCKER_HOST")
+                              or "unix:///var/run/docker.sock")
         self._timeout = timeout
         self._api = None
         # a local socket is spoken to with the standard library for the calls a stage makes
@@ -537,18 +573,33 @@ class Engine:
         return sorted(out, key=lambda c: c.name)
 
     def create_and_start(self, spec) -> str:
-        """Create and start a container from a runspec.ContainerSpec. If the engine refuses the
-        create or the start (or Ctrl-C comes in between), the container and every named volume
-        the create made (the workspace volume, `name:/path` volumes) are removed again: a failed
-        `up` leaves nothing behind. Volumes that existed before are never touched."""
+        """Create and start a container from a runspec.ContainerSpec, labelled with a creation
+        id of its own (a uuid per creation). The named volumes it mounts that do not exist yet
+        (the workspace volume, `name:/path` volumes) are made first, explicitly, with
+        containerctl's labels and the same creation id (the engine answers a create of an
+        existing name with the existing volume: its creation id then says it is not ours).
+        If the engine refuses the create or the start (or Ctrl-C comes in between), what THIS
+        call made is removed again — the container by its id, the volumes whose creation id is
+        this call's — never "whatever has that name now": another containerctl (another home)
+        may have made it meanwhile. Volumes that existed before are never touched."""
+        import uuid
+        from . import labels as L
         api = self.api
+        mine = spec.labels.setdefault(L.CREATION_ID, uuid.uuid4().hex)
         hc = self._call(api.create_host_config, **spec.host_config, what="host config")
         kwargs = dict(image=spec.image, command=spec.command, name=spec.name, labels=spec.labels,
                       environment=spec.env, working_dir=spec.workdir or None, host_config=hc,
                       detach=True, tty=True, stdin_open=True, hostname=spec.hostname or None)
-        new_volumes = [v for v in named_volumes(spec.host_config) if not self.volume_exists(v)]
+        new_volumes: list[str] = []
         cid = None
         try:
+            for v in named_volumes(spec.host_config):
+                if self.volume_labels(v) is None:
+                    self._call(api.create_volume, v, labels={
+                        L.MANAGED: "1", L.CREATION_ID: mine, L.VOLUME_OF: spec.name},
+                        what=f"create volume {v}")
+                    if (self.volume_labels(v) or {}).get(L.CREATION_ID) == mine:
+                        new_volumes.append(v)
             created = self._call(api.create_container, what=f"create {spec.name}", **kwargs)
             cid = created["Id"]
             self._call(api.start, cid, what=f"start {spec.name}")
@@ -557,8 +608,7 @@ class Engine:
             try:
                 if cid is None:   # interrupted before the engine answered: is it there?
                     c = self.find(spec.name)
-                    if c is not None and c.labels.get(LABEL_PREFIX + "config-hash") == \
-                            spec.labels.get(LABEL_PREFIX + "config-hash"):
+                    if c is not None and c.labels.get(L.CREATION_ID) == mine:
                         cid = c.id
                 if cid is not None:
                     self.remove(cid, force=True)
@@ -596,6 +646,34 @@ class Engine:
         return iter([self._call(self.api.logs, name, tail=tail, what=f"logs {name}")])
 
     # -- volumes ------------------------------------------------------------------------
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of volume `name` ({} when it has none), None when it does not exist."""
+        try:
+            return self.api.inspect_volume(name).get("Labels") or {}
+        except _docker().errors.NotFound:
+            return None
+
+    def read_file(self, container: str, path: str) -> bytes | None:
+        """The content of one regular file in a container (the archive API: one round trip,
+        no exec), or None when it does not exist."""
+        if self._local is not None:
+            try:
+                raw = self._local.get_archive_bytes(container, path)
+            except _EngineAnswer as exc:
+                if exc.status == 404:
+                    return None
+                raise EngineError(f"read {path} in {container}: {exc.message}",
+                                  "check the container with `containerctl ps`") from None
+            except OSError as exc:
+                raise self._unreachable(exc) from None
+        else:
+            try:
+                stream, _ = self.api.get_archive(container, path)
+            except _docker().errors.NotFound:
+                return None
+            raw = b"".join(stream)
+        return _first_tar_file(raw)
+
     def volume_exists(self, name: str) -> bool:
         try:
             self.api.inspect_volume(name)

@@ -114,15 +114,17 @@ class HostEntry(_Strict):
     @field_validator("docker")
     @classmethod
     def _docker(cls, v):
-        if not re.match(r"^(unix|ssh|tcp|npipe)://\S+$", v):
-            raise ValueError(f"docker endpoint {v!r}: write unix:///var/run/docker.sock, "
-                             "ssh://user@host[:port] or tcp://host:2376")
-        return v
+        from ..engineurl import check
+        from ..errors import UsageError
+        try:
+            return check(v)      # the one strict parser (engineurl.py)
+        except UsageError as exc:
+            raise ValueError(f"docker: {exc.message}; {exc.hint}") from None
 
     @field_validator("address")
     @classmethod
     def _addr(cls, v):
-        if v is not None and not re.match(r"^[A-Za-z0-9_.:-]+$", v):
+        if v is not None and (not re.match(r"^[A-Za-z0-9_.:-]+$", v) or v.startswith("-")):
             raise ValueError(f"address {v!r} is not a host name or IP address")
         return v
 
@@ -276,8 +278,7 @@ def single_device_warnings(slots: dict[str, int]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # the inventory's hosts, resolved: profile, engine, container
 
-CLUSTER_LABEL = "io.containerctl.cluster"          # runspec.LABEL + "cluster"
-HOST_LABEL = "io.containerctl.cluster-host"
+from ..labels import CLUSTER as CLUSTER_LABEL, CLUSTER_HOST as HOST_LABEL  # noqa: E402
 REACH_BOUND_S = 10.0     # an engine that has not answered by then is reported, naming the host
 
 
@@ -347,16 +348,14 @@ def _ssh_preflight(h: Host, bound: float) -> None:
     the Docker SDK's own ssh has no connect timeout, so an unreachable host would hang it."""
     import shutil
     import subprocess
-    from urllib.parse import urlsplit
+    from ..engineurl import parse
     from ..errors import HostError
-    u = urlsplit(h.docker)
+    u = parse(h.docker)       # strict: no user or host that ssh could read as an option
     exe = shutil.which("ssh")
-    if not exe or not u.hostname:
+    if not exe or not u.host:
         return    # the engine's own error says it
-    argv = [exe, "-o", "ConnectTimeout=5", "-o", "BatchMode=yes"]
-    if u.port:
-        argv += ["-p", str(u.port)]
-    argv += [f"{u.username}@{u.hostname}" if u.username else u.hostname, "true"]
+    argv = u.ssh_argv("-o", "ConnectTimeout=5", "-o", "BatchMode=yes") + ["true"]
+    argv[0] = exe
     fix = (f"check that the host is up and that `ssh {' '.join(argv[5:-1])} docker version` works "
            "from here without a password, or fix `docker:` in the inventory")
     try:

@@ -138,7 +138,7 @@ def verify(hosts: list[Host], port: int, say: Callable[[str, str], None],
                            f"{msg or 'exit ' + str(rc)}")
         peers = len(targets) - (1 if src.address in by_addr else 0)
         if bad:
-            say(src.name, f"mesh FAILED to " + ", ".join(
+            say(src.name, "mesh FAILED to " + ", ".join(
                 by_addr[a].name for a, (rc, _m) in got.items() if rc != 0) + f" {since(t0)}")
         else:
             say(src.name, f"mesh ok ({peers} peer{'s' if peers != 1 else ''} + self) "
@@ -212,7 +212,7 @@ for t in "$@"; do
     end=$((SECONDS + tmo)); try=0
     while :; do
       try=$((try+1)); left=$((end - SECONDS)); [ $left -lt 1 ] && left=1
-      out=$(timeout "$left" ssh -o BatchMode=yes -o ConnectTimeout=5 "$t" true 2>&1 </dev/null); rc=$?
+      out=$(timeout "$left" ssh -o BatchMode=yes -o ConnectTimeout=5 -- "$t" true 2>&1 </dev/null); rc=$?
       [ $rc = 124 ] && out="no answer within $tmo s"
       [ $rc = 0 ] || [ $try -ge 3 ] || [ $SECONDS -ge $end ] && break
       sleep 0.3
