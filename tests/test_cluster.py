@@ -23,7 +23,7 @@ from conftest import ROOT, cli
 
 from containerctl import paths
 from containerctl.errors import NotFound, ProfileError
-from containerctl.hosts import (known_hosts, load_inventory, mpich_hostfile, openmpi_hostfile,
+from containerctl.cluster.inventory import (known_hosts, load_inventory, mpich_hostfile, openmpi_hostfile,
                                 single_device_warnings, ssh_client_config)
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
