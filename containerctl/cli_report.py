@@ -45,25 +45,28 @@ def _show_tables(rep, runs, coll) -> None:
     plain columns anywhere else. Two runs also get the comparison with deltas per size."""
     from .ui.mode import interactive
 
+    from .textsafe import printable    # labels, messages, details: nothing acts on the terminal
+
     if not interactive():
-        typer.echo(rep.render_plain(runs, coll), nl=False)
+        typer.echo(printable(rep.render_plain(runs, coll)), nl=False)
         return
     from rich.text import Text
 
     con = _console()
     for run in runs:
-        con.print(Text(rep.run_heading(run), style="bold"))
+        con.print(Text(printable(rep.run_heading(run)), style="bold"))
         for sec in rep.run_sections(run, coll):
             con.print(rep.rich_table(sec))
         for p in run.get("problems") or []:
-            con.print(Text(f"warning: {p}", style="yellow"))
+            con.print(Text(printable(f"warning: {p}"), style="yellow"))
     for sec in rep.compare_sections(runs, coll):
         con.print(rep.rich_table(sec))
 
 
 def _notes(notes: list[str]) -> None:
+    from .textsafe import printable
     for n in notes:
-        typer.echo(f"note: {n}", err=True)
+        typer.echo(printable(f"note: {n}"), err=True)
 
 
 def _strict_exit(runs) -> None:
@@ -75,7 +78,8 @@ def _strict_exit(runs) -> None:
     bad = [(r["run_id"], why) for r in runs if (why := strict_failures(r, all_checks(r)))]
     if bad:
         for rid, why in bad:
-            typer.echo(f"failed: {rid}: {'; '.join(why)[:400]}", err=True)
+            from .textsafe import printable
+            typer.echo(printable(f"failed: {rid}: {'; '.join(why)[:400]}"), err=True)
         raise typer.Exit(1)
 
 
@@ -198,8 +202,9 @@ def results_import(
     npass = sum(c["ok"] is True for c in checks)
     nfail = sum(c["ok"] is False for c in checks)
     st = ", ".join(f"{s}: {r['status']}" for s, r in run["records"].items())
-    typer.echo(f"imported {file} as {run_id} ({st}; checks {npass} pass, {nfail} fail, "
-               f"{len(checks) - npass - nfail} skipped)", err=True)
+    from .textsafe import printable
+    typer.echo(printable(f"imported {file} as {run_id} ({st}; checks {npass} pass, {nfail} fail, "
+                         f"{len(checks) - npass - nfail} skipped)"), err=True)
     typer.echo(run_id)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from .errors import NotFound, UsageError
+from .textsafe import printable, xml_safe
 from .results import store
 from .results.parsers import normalize_coll
 from .results.references import human_size, primary_sweep, short_size
@@ -193,7 +194,7 @@ def render_table(runs: list[dict[str, Any]], coll: str | None = None, width: int
     con = Console(file=io.StringIO(), width=width, record=True, color_system=None, highlight=False)
     for r in table_renderables(runs, coll):
         con.print(r)
-    return con.export_text()
+    return printable(con.export_text())
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,8 +292,8 @@ def rich_table(sec: dict[str, Any]):
     styles = {"passed": "green", "PASS": "green", "failed": "bold red", "FAIL": "bold red",
               "timeout": "red", "interrupted": "yellow", "skipped": "yellow", "SKIP": "yellow"}
     for r in sec["rows"]:
-        t.add_row(*[Text(str(v), style=styles.get(str(v), "")) for v in r])
-    return Group(Text(""), Text(sec["title"], style="bold"), t)
+        t.add_row(*[Text(printable(str(v)), style=styles.get(str(v), "")) for v in r])
+    return Group(Text(""), Text(printable(sec["title"]), style="bold"), t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def rich_table(sec: dict[str, Any]):
 
 
 def _md_cell(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+    return printable(str(s)).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(runs: list[dict[str, Any]], coll: str | None = None) -> str:
@@ -350,7 +351,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _x(s: Any) -> str:
-    return _XML_BAD.sub("", _ANSI.sub("", "" if s is None else str(s)))
+    return xml_safe("" if s is None else str(s))   # textsafe: visible escapes, valid XML 1.0
 
 
 def render_junit(runs: list[dict[str, Any]]) -> str:
@@ -662,7 +663,7 @@ def render_compare(cmp: dict[str, Any], fmt: str = "table", width: int = 140) ->
         for r in cmp["rows"]:
             lines.append(f"| {human_size(r['size'])} | {_bw(r['busbw_a'])} | {_bw(r['busbw_b'])} | {_num(r['ratio'], '.3f')} | {_delta(r.get('delta'))} |")
         lines += ["", f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}"]
-        return "\n".join(lines) + "\n"
+        return printable("\n".join(lines) + "\n")
     from .ui.tables import columns
 
     lines = [f"{cmp['coll']} busbw  A = {a['label']} ({a['run_id']})  B = {b['label']} ({b['run_id']})"]
@@ -670,14 +671,16 @@ def render_compare(cmp: dict[str, Any], fmt: str = "table", width: int = 140) ->
                      [[human_size(r["size"]), _bw(r["busbw_a"]), _bw(r["busbw_b"]), _num(r["ratio"], ".3f"),
                        _delta(r.get("delta"))] for r in cmp["rows"]], "rrrrr")
     lines.append(f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def render(runs: list[dict[str, Any]], fmt: str, coll: str | None = None) -> str:
+    # text from stages, profiles and labels is made printable where it leaves as text (the
+    # HTML escapes it, JSON keeps the data and escapes it as JSON, JUnit through _x)
     if fmt == "table":
-        return render_plain(runs, coll)
+        return printable(render_plain(runs, coll))
     if fmt == "md":
-        return render_markdown(runs, coll)
+        return printable(render_markdown(runs, coll))
     if fmt == "json":
         return render_json(runs)
     if fmt == "junit":

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..textsafe import one_line, printable
 from .filters import is_shown
 
 _ERR_RE = re.compile(
@@ -56,5 +57,6 @@ def failure_blocks(run: dict[str, Any]) -> list[tuple[str, list[str]]]:
         except OSError:
             text = ""
         title = f"{stage} {rec.get('status')}: {rec.get('message') or ''}".rstrip(": ")
-        out.append((title, summarize(text, str(log)).splitlines()))
+        # the log stays raw; what reaches a screen, a CI log or a report cannot act on it
+        out.append((one_line(title), printable(summarize(text, str(log))).splitlines()))
     return out

@@ -47,6 +47,8 @@ class LiveView(View):
             self.live = None
 
     def note(self, text: str) -> None:
+        from ..textsafe import printable
+        text = printable(text)
         if self.live is not None:
             self.live.console.print(text, markup=False, highlight=False)
         else:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from ..results.parsers import PerfRow  # noqa: F401  (one row type for parser and view)
 from . import filters
+from ..textsafe import printable
 
 _STATUS_RE = re.compile(r"^(?P<stage>[A-Za-z0-9][A-Za-z0-9_-]*): running(?: \(log (?P<log>.+)\))?$")
 DONE = ("passed", "failed", "timeout", "interrupted", "skipped")
@@ -118,12 +119,14 @@ class RunModel:
         return None
 
     def mark_not_applicable(self, name: str, why: str) -> None:
+        why = printable(why)
         with self.lock:
             st = self.stage(name)
             st.state, st.message = "skipped", why
 
     # ---------------------------------------------------------------- the runner's callbacks
     def status(self, msg: str) -> None:
+        msg = printable(msg)
         m = _STATUS_RE.match(msg.strip())
         if not m:
             self.listener("note", "", text=msg)
@@ -139,7 +142,7 @@ class RunModel:
                       data.get("duration"))
 
     def echo(self, stage: str, line: str) -> None:
-        line = line.rstrip("\r\n")
+        line = printable(line.rstrip("\r\n"))   # nothing a stage prints acts on the terminal
         with self.lock:
             st = self.stage(stage)
             st.lines += 1
@@ -167,6 +170,7 @@ class RunModel:
 
     # ---------------------------------------------------------------- image build / up
     def up_line(self, text: str) -> None:
+        text = printable(text)
         with self.lock:
             if self.up.started is None:
                 self.up.started, self.up.state = time.monotonic(), "running"
@@ -175,6 +179,7 @@ class RunModel:
         self.listener("up-line", "up", text=self.up.last)
 
     def up_status(self, msg: str) -> None:
+        msg = printable(msg)
         with self.lock:
             if self.up.started is None:
                 self.up.started, self.up.state = time.monotonic(), "running"
@@ -182,6 +187,7 @@ class RunModel:
         self.listener("up-line", "up", text=msg)
 
     def up_done(self, text: str) -> None:
+        text = printable(text)
         with self.lock:
             if self.up.started is not None:
                 self.up.ended = time.monotonic()
@@ -222,6 +228,7 @@ class RunModel:
         self.listener("stage-start", stage, timeout=st.timeout, log=st.log)
 
     def _end(self, stage: str, status: str, message: str, duration: Any, now: float | None = None):
+        message = printable(message)
         with self.lock:
             st = self.stage(stage)
             was = st.state

@@ -37,8 +37,11 @@ class View:
     up_status), fed into a RunModel; subclasses decide what reaches the screen."""
 
     def __init__(self, model: RunModel, out=None):
+        from ..textsafe import SafeStream
         self.model = model
-        self.out = out or sys.stdout
+        # everything a view prints passes printable(): no stage, profile or label text can
+        # act on the terminal or a CI log viewer (the stage log on disk stays raw)
+        self.out = SafeStream(out or sys.stdout)
         model.listener = self.on_model
 
     # callbacks ---------------------------------------------------------------
@@ -156,7 +159,8 @@ class QuietView(View):
 
     def on_model(self, kind: str, stage: str, **d: Any) -> None:
         if kind == "note":
-            sys.stderr.write(d["text"].rstrip() + "\n")
+            from ..textsafe import printable
+            sys.stderr.write(printable(d["text"].rstrip()) + "\n")
 
     def summary(self, run_id: str, outcomes: list[Any]) -> None:
         from ..results import store

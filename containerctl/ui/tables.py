@@ -16,7 +16,8 @@ STATUS_COLOURS = {"passed": "\x1b[32m", "PASS": "\x1b[32m", "running": "\x1b[32m
 def cell(v: Any) -> str:
     if v is None or v == "":
         return "-"
-    return " ".join(str(v).split("\n")).replace("\t", " ")
+    from ..textsafe import printable    # a label or message cannot act on the terminal
+    return printable(" ".join(str(v).split("\n")).replace("\t", " "))
 
 
 def columns(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "",
