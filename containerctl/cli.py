@@ -149,7 +149,7 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
             engine = e if e.ping() else None
         except ContainerctlError:
             engine = None
-        spec = lifecycle.plan(p, name, engine, build=False, check_devices=False)
+        spec = lifecycle.plan(p, name, engine, build=False, check_devices=False, sets=set_)
         typer.echo(spec.docker_run_line())
         from .runspec import expand_devices
         _, problems = expand_devices(p.container.devices, False)
@@ -159,7 +159,7 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
     engine = _engine()
     with _progress() as prog:
         res = lifecycle.up(engine, p, name, force_recreate, on_line=prog.line,
-                           on_status=prog.status)
+                           on_status=prog.status, sets=set_)
     for w in res.spec.warnings:
         sys.stderr.write(f"warning: {w}\n")
     lifecycle.remember(profile, name, set_, p, res)
@@ -231,19 +231,19 @@ def down(name: Optional[str] = typer.Option(None, "--name"),
 def ps(json_out: bool = typer.Option(False, "--json")):
     """List containerctl's containers."""
     from . import lifecycle
-    from .runspec import LABEL
+    from .labels import CONFIG_HASH, PROFILE
     rows = lifecycle.ps(_engine())
     if json_out:
         import json
         typer.echo(json.dumps([{"name": r.name, "id": r.id[:12], "status": r.status,
-                                "image": r.image, "profile": r.labels.get(LABEL + "profile"),
-                                "config_hash": r.labels.get(LABEL + "config-hash")}
+                                "image": r.image, "profile": r.labels.get(PROFILE),
+                                "config_hash": r.labels.get(CONFIG_HASH)}
                                for r in rows], indent=1))
         return
     from .ui.tables import print_table
     print_table(["name", "profile", "status", "image", "config"],
-                [[r.name, r.labels.get(LABEL + "profile", "?"), r.status, r.image,
-                  r.labels.get(LABEL + "config-hash", "")] for r in rows])
+                [[r.name, r.labels.get(PROFILE, "?"), r.status, r.image,
+                  r.labels.get(CONFIG_HASH, "")] for r in rows])
 
 
 @app.command()
@@ -312,6 +312,7 @@ def restart(name: Optional[str] = typer.Option(None, "--name"),
     from . import lifecycle
     engine = _engine()
     target = lifecycle.resolve_target(engine, name, profile)
+    lifecycle.refuse_busy(engine, target, "restarting it")
     engine.restart(target)
     typer.echo(f"{target}: restarted")
 

@@ -25,6 +25,11 @@ def _echo_factory(quiet: bool, verbose: bool = False):
     return plain
 
 
+def _say(line: str) -> None:
+    import sys
+    sys.stderr.write(line + "\n")
+
+
 def _interrupted(view) -> int:
     import sys
     view.close()
@@ -48,7 +53,7 @@ def _opts(coll, all_colls, source, timeout, command: str) -> dict:
             "command": command}
 
 
-def run_cmd(profile: str = "cpu-selftest", name: Optional[str] = None,
+def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
             from_: Optional[str] = None, until: Optional[str] = None,
             only: Optional[List[str]] = None, force: bool = False,
             coll: Optional[List[str]] = None, all_colls: bool = False,
@@ -56,18 +61,19 @@ def run_cmd(profile: str = "cpu-selftest", name: Optional[str] = None,
             verbose: bool = False, set_: Optional[List[str]] = None) -> int:
     from . import lifecycle
     from .engine import get_engine
-    from .profiles import load_profile
     from .stages.defs import get_def
     from .stages.runner import Pipeline
     from .ui.session import make_view, pipeline_callbacks
     for n in [from_, until] + list(only or []):
         if n:
             get_def(n)   # an unknown stage is said before anything is created
-    p = load_profile(profile, set_)
     engine = get_engine()
+    # the container's kept settings (its last run's, else its creation's) under the given ones
+    p, set_ = lifecycle.run_settings(engine, profile, name, set_, _say)
     view = make_view(quiet, verbose, title=f"containerctl run · {p.name}")
     with view:          # one live view from the image build to the last stage
-        res = lifecycle.up(engine, p, name, on_line=view.up_line, on_status=view.up_status)
+        res = lifecycle.up(engine, p, name, on_line=view.up_line, on_status=view.up_status,
+                           sets=set_)
         if quiet:
             import sys
             if res.action != "noop":
@@ -78,7 +84,18 @@ def run_cmd(profile: str = "cpu-selftest", name: Optional[str] = None,
         pipe = Pipeline(engine, p, res.name, _opts(coll, all_colls, source, timeout, "run"),
                         **pipeline_callbacks(Pipeline, view))
         stages = pipe.select(from_, until, only)
-        return _pipe_run(view, pipe, stages, force=force)
+        # what can refuse the run is asked before its settings are recorded in the container
+        pipe.preflight(stages)
+        from .errors import UsageError
+        from .results.store import new_run_id
+        from .stages.locks import busy_holder
+        holder = busy_holder(engine, res.name)
+        if holder:
+            raise UsageError(f"container {res.name} is busy: {holder}",
+                             "wait for it to finish, then try again")
+        run_id = new_run_id(p.name)
+        lifecycle.record_last_run(engine, res.name, p, set_ or [], run_id)
+        return _pipe_run(view, pipe, stages, force=force, run_id=run_id)
 
 
 def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str] = None,
@@ -87,7 +104,6 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
                    timeout: Optional[int] = None, quiet: bool = False, verbose: bool = False,
                    set_: Optional[List[str]] = None) -> int:
     from . import lifecycle
-    from .engine import LABEL_PREFIX as LABEL
     from .engine import get_engine
     from .stages.defs import get_def
     from .stages.runner import Pipeline
@@ -97,8 +113,8 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
     engine = get_engine()
     target = lifecycle.resolve_target(engine, name, profile)
     c = lifecycle.require_running(engine, target)
-    p = load_profile(profile or c.labels.get(LABEL + "profile-file") or
-                     c.labels.get(LABEL + "profile"), set_)
+    # the settings the container was last run (or brought up) with, the command's on top
+    p, _ = lifecycle.settings_profile(engine, c, profile, set_, load_profile, _say)
     view = make_view(quiet, verbose, title=f"containerctl exec-stage {stage} · {target}")
     pipe = Pipeline(engine, p, target, _opts(coll, all_colls, source, timeout, "exec-stage"),
                     **pipeline_callbacks(Pipeline, view))
@@ -116,14 +132,17 @@ def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     target = lifecycle.resolve_target(engine, name, profile)
     info = engine.inspect(target)
     st = load_state(target, info["Id"])
+    kept = lifecycle.describe_settings(engine, info)
     if json_out:
-        print_json(st)
+        print_json(dict(st, settings=kept))
         return 0
     rows = []
     for n in stage_names():
         s = st["stages"].get(n, {})
         rows.append([n, s.get("status", "-"), s.get("run_id", ""), s.get("finished", "")])
-    print_table(["stage", "status", "run", "finished"], rows, title=f"{target}")
+    print_table(["stage", "status", "run", "finished"], rows, title=f"{target} · profile "
+                f"{kept['profile']}" + "".join(f" --set {x}" for x in kept["sets"]) +
+                f" (from its {kept['from']})")
     return 0
 
 
@@ -148,7 +167,9 @@ def register(app) -> None:
         raise typer.Exit(code)
 
     @app.command("run")
-    def run(profile: str = typer.Option("cpu-selftest", "--profile", "-p"),
+    def run(profile: Optional[str] = typer.Option(
+            None, "--profile", "-p", help="Profile name or file (default: the container's own "
+            "settings when it exists, else cpu-selftest)."),
             name: Optional[str] = typer.Option(None, "--name"),
             from_: Optional[str] = typer.Option(None, "--from", help="Start at this stage."),
             until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage."),

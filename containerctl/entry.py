@@ -44,6 +44,7 @@ def fast_noop_up(argv: list[str]) -> bool:
     try:
         from . import upcache
         from .engine import Engine
+        from .labels import CONFIG_HASH
         hit = upcache.lookup(profile, name, sets or None)
         if not hit:
             return False
@@ -51,7 +52,7 @@ def fast_noop_up(argv: list[str]) -> bool:
     except Exception:
         return False      # any doubt: the full path decides
     if state is None or state[0] != "running" or \
-            state[1].get("io.containerctl.config-hash") != hit["config_hash"]:
+            state[1].get(CONFIG_HASH) != hit["config_hash"]:
         return False
     for w in hit.get("warnings") or []:   # the same warnings the full path gives
         sys.stderr.write(f"warning: {w}\n")

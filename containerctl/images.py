@@ -41,9 +41,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 from . import paths
 from .errors import ImageError
 
-IMAGE_LABEL = "io.containerctl.image"
-HASH_LABEL = "io.containerctl.hash"
-BASE_LABEL = "io.containerctl.base"  # bootstrap recipe key of an imported base
+# BASE_LABEL: the bootstrap recipe key of an imported base
+from .labels import BASE as BASE_LABEL, HASH as HASH_LABEL, IMAGE as IMAGE_LABEL  # noqa: E402
 REPO_PREFIX = "containerctl/"
 TOP_TEMPLATE = "image.Dockerfile.j2"
 # Part of every bootstrap key: bump it when the bootstrap command line below changes meaning.

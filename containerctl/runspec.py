@@ -15,7 +15,8 @@ from .errors import HostError
 from .names import check_name
 from .profiles import Profile, host_mount_warnings, parse_size, parse_ulimit
 
-LABEL = "io.containerctl."
+from . import labels as L
+from .labels import PREFIX as LABEL
 
 
 @dataclass
@@ -82,8 +83,11 @@ def _ulimit_flag(name: str, soft: int, hard: int) -> str:
 
 
 def build_spec(profile: Profile, image_ref: str, name: str | None = None,
-               expand: Callable[[str], list[str]] | None = None, check_devices: bool = True
-               ) -> ContainerSpec:
+               expand: Callable[[str], list[str]] | None = None, check_devices: bool = True,
+               sets: list[str] | None = None) -> ContainerSpec:
+    """`sets`: the --set overrides `profile` was loaded with, kept in a label (io.containerctl.
+    sets, JSON) so that later commands from any home know them; not part of the config hash
+    (their effect on the container is in it already)."""
     c = profile.container
     name = check_name(name, "container name (--name)") if name is not None else \
         check_name(default_name(profile), f"container name from profile {profile.name}")
@@ -192,6 +196,8 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
         labels[LABEL + "profile-file"] = profile.source_file
     if ws_vol:
         labels[LABEL + "workspace-volume"] = ws_vol
+    if sets:
+        labels[L.SETS] = json.dumps([str(x) for x in sets])
     payload = {"image": image_ref, "command": c.command, "env": env, "workdir": c.workdir,
                "hostname": c.hostname, "host_config": hc, "name": name}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -135,6 +135,9 @@ def test_dry_run_line_equals_up(engine, selftest_image, tmp_path, unique_name):
             a, b = sorted(a), sorted(b)
         assert a == b, k
     assert sorted(ours["Config"]["Env"]) == sorted(theirs["Config"]["Env"])
+    # the same labels, but for the creation id: one per creation (the printed line has none)
+    from containerctl.labels import CREATION_ID
+    assert ours["Config"]["Labels"].pop(CREATION_ID)
     assert ours["Config"]["Labels"] == theirs["Config"]["Labels"]
     assert ours["Config"]["WorkingDir"] == theirs["Config"]["WorkingDir"] == "/data"
 
@@ -322,11 +325,13 @@ def test_failed_up_removes_the_volumes_it_created(engine, selftest_image, tmp_pa
     _two_line_error(r, "nonexistent-cctl-cmd")
     assert engine.find(unique_name) is None
     assert _volumes(engine, unique_name) == []
-    # a workspace volume that existed before (the user's work) is kept
-    engine.api.create_volume(f"{unique_name}-workspace")
+    # a workspace volume that existed before (an earlier up's, kept by `down`) is kept
+    from containerctl import labels as L
+    engine.api.create_volume(f"{unique_name}-workspace",
+                             labels={L.MANAGED: "1", L.VOLUME_OF: unique_name})
     try:
         r = cli("up", "--profile", prof, "--name", unique_name)
-        assert r.returncode == 2
+        _two_line_error(r, "nonexistent-cctl-cmd")
         assert _volumes(engine, unique_name) == [f"{unique_name}-workspace"]
     finally:
         engine.remove_volume(f"{unique_name}-workspace")
