@@ -344,6 +344,14 @@ class StageOpts(_Strict):
     train: dict[str, Any] = Field(default_factory=dict)
 
 
+class LimitsOpts(_Strict):
+    """What the hardware can move at most: a measured number above it cannot be true (the
+    perf stage's plausibility check, results/verdict.py). Set from the vendor's published
+    figures, with the source in a YAML comment (profiles/*.yaml)."""
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    max_busbw_gbps: Optional[float] = Field(None, gt=0)
+
+
 class Profile(_Strict):
     name: str
     description: str = ""
@@ -356,6 +364,7 @@ class Profile(_Strict):
     flagcx: FlagCXOpts = Field(default_factory=FlagCXOpts)
     stages: StageOpts = Field(default_factory=StageOpts)
     references: dict[str, Any] = Field(default_factory=dict)
+    limits: LimitsOpts = Field(default_factory=LimitsOpts)
     notes: list[str] = Field(default_factory=list)
     # where it came from (not part of the file)
     source_file: Optional[str] = Field(None, exclude=True)

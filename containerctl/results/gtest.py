@@ -205,4 +205,8 @@ def check_gtest(run: GtestRun, *, name: str | None = None, known_failures: Itera
     if exit_code not in (None, 0):
         return Check(label, False, f"exited with code {exit_code} although no case failed ({counts})")
     known = [c.name for c in run.cases if c.status == "known-failure"]
+    if not p:
+        # every case skipped or a known failure: nothing was judged, so no pass (and no fail)
+        return Check(label, None, f"judged nothing: {counts}"
+                     + (f" (known: {', '.join(known[:4])}{', …' if len(known) > 4 else ''})" if known else ""))
     return Check(label, True, counts + (f" (known: {', '.join(known[:4])}{', …' if len(known) > 4 else ''})" if known else ""))

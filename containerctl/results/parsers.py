@@ -698,6 +698,86 @@ def check_bus_factor(sweeps: list[PerfSweep], coll: str, nranks: int) -> Check:
 
 
 # --------------------------------------------------------------------------------------------
+# plausibility: numbers that cannot be true (a collective that never really ran)
+# --------------------------------------------------------------------------------------------
+
+FLAT_SPAN = 1000                 # sizes this many times apart …
+FLAT_MIN_LARGE = 64 * 1024 ** 2  # … the larger at least 64 MiB (past any latency-bound plateau)
+FLAT_GROWTH = 1.5                # … whose time grew less than this: the data never moved
+
+
+def _hsize(n: int) -> str:
+    for f, u in ((1024 ** 3, "GiB"), (1024 ** 2, "MiB"), (1024, "KiB")):
+        if n >= f and n % f == 0:
+            return f"{n // f} {u}"
+    return f"{n} B"
+
+
+def _us(t: float) -> str:
+    return f"{t * 1e6:.3g} µs"
+
+
+def check_plausible(coll: str, part: dict[str, Any] | None, max_busbw_gbps: float | None = None,
+                    nranks: int | None = None) -> Check:
+    """Could these numbers be true? FAIL naming the rows when a bandwidth is above what the
+    hardware can move (`max_busbw_gbps`, the profile's limits.max_busbw_gbps: busbw, or algbw
+    for 1 rank where busbw is 0 by definition), or when the time does not grow with the size
+    (sizes ≥ FLAT_SPAN× apart, the larger ≥ 64 MiB, time grown < FLAT_GROWTH×: 2 µs for 1 KiB
+    and for 4 GiB). PASS when a rule applied and held; SKIP when none could apply."""
+    name = f"{normalize_coll(coll)} plausible"
+    rows = [r for sw in (part or {}).get("sweeps") or [] for r in sw.get("rows") or []]
+    rows = [r for r in rows if isinstance(r.get("size"), int) and r["size"] > 0]
+    if not rows:
+        return Check(name, None, "no rows to judge")
+    judged: list[str] = []
+    bad: list[str] = []
+    if max_busbw_gbps:
+        metric = "algbw" if nranks == 1 else "busbw"
+        over = [r for r in rows if isinstance(r.get(metric), (int, float))
+                and (not math.isfinite(r[metric]) or r[metric] > max_busbw_gbps)]
+        if over:
+            over.sort(key=lambda r: -r[metric] if math.isfinite(r[metric]) else -math.inf)
+            shown = ", ".join(f"{r[metric]:,.2f} GB/s at {_hsize(r['size'])}" for r in over[:3])
+            bad.append(f"{metric} above what this hardware can move (limits.max_busbw_gbps "
+                       f"{max_busbw_gbps:g}) in {len(over)} of {len(rows)} rows: {shown}"
+                       + (", …" if len(over) > 3 else ""))
+        else:
+            top = max((r.get(metric) or 0.0) for r in rows)
+            judged.append(f"{metric} ≤ {max_busbw_gbps:g} GB/s (peak {top:,.2f})")
+    for sw in (part or {}).get("sweeps") or []:
+        rs = sorted((r for r in sw.get("rows") or [] if isinstance(r.get("time_s"), (int, float))
+                     and isinstance(r.get("size"), int) and r["size"] > 0), key=lambda r: r["size"])
+        if not rs:
+            continue
+        # each large size (≥ 64 MiB, ≥ FLAT_SPAN× the sweep's smallest) against the fastest
+        # smaller size (the fastest, so a first size slowed by warm-up — 2.5 ms at 128 KiB on
+        # 2×H200 — proves nothing)
+        pairs = []
+        for r in rs:
+            if r["size"] >= FLAT_MIN_LARGE and rs[0]["size"] * FLAT_SPAN <= r["size"]:
+                smaller = [q for q in rs if q["size"] < r["size"]]
+                pairs.append((min(smaller, key=lambda q: q["time_s"]), r))
+        if not pairs:
+            continue
+        flat = [(q, r) for q, r in pairs if r["time_s"] <= 0 or r["time_s"] < FLAT_GROWTH * q["time_s"]]
+        if flat:
+            q, r = flat[-1]
+            bad.append(f"time does not grow with size: {_us(q['time_s'])} at "
+                       f"{_hsize(q['size'])} and {_us(r['time_s'])} at {_hsize(r['size'])} "
+                       f"({r['size'] // q['size']}× the data) in {len(flat)} row(s)")
+        else:
+            q, r = pairs[-1]
+            judged.append(f"time grows with size ({_hsize(q['size'])} → {_hsize(r['size'])}: "
+                          f"{r['time_s'] / q['time_s']:.0f}×)")
+    if bad:
+        return Check(name, False, "implausible, the collective cannot have run: " + "; ".join(bad))
+    if not judged:
+        return Check(name, None, "no bound for this platform (limits.max_busbw_gbps) and no sweep "
+                                 f"spanning {FLAT_SPAN}× of size up to ≥ 64 MiB: not judged")
+    return Check(name, True, "; ".join(judged))
+
+
+# --------------------------------------------------------------------------------------------
 # nccl-tests
 # --------------------------------------------------------------------------------------------
 

@@ -555,9 +555,10 @@ def merge_perf_metrics(*metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def perf_checks_from_text(text: str, coll: str, nranks: int) -> list[Check]:
+def perf_checks_from_text(text: str, coll: str, nranks: int, max_busbw_gbps: float | None = None) -> list[Check]:
     """Checks derivable from the output alone: rows present, bus factor consistent with nranks,
-    and the -p 1 buffer check where one exists for the collective."""
+    the numbers plausible (parsers.check_plausible) and the -p 1 buffer check where one exists
+    for the collective."""
     c = parsers.normalize_coll(coll)
     sweeps = parsers.parse_flagcx_perf(text)
     nrows = sum(len(s.rows) for s in sweeps)
@@ -565,6 +566,8 @@ def perf_checks_from_text(text: str, coll: str, nranks: int) -> list[Check]:
                     f"{nrows} size lines in {len(sweeps)} sweep(s)" if nrows else "no 'Comm size: … Bus bandwidth: …' line")]
     if nrows:
         checks.append(parsers.check_bus_factor(sweeps, c, nranks))
+        part = perf_metrics_from_sweeps(sweeps, c, nranks)["collectives"][c]
+        checks.append(parsers.check_plausible(c, part, max_busbw_gbps, nranks))
     checks.append(parsers.check_collective(c, parsers.parse_perf_buffers(text), nranks))
     return checks
 
@@ -579,11 +582,12 @@ def _reference_checks(metrics: dict[str, Any], platform: str | None, references:
 
 
 def analyze_perf(text: str, coll: str, nranks: int, *, platform: str | None = None,
-                 references: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Check]]:
+                 references: dict[str, Any] | None = None,
+                 max_busbw_gbps: float | None = None) -> tuple[dict[str, Any], list[Check]]:
     """(metrics, checks) for a FlagCX perf output: output checks plus the platform's references
     (defaults for the platform, overridden by `references`, the profile's own dict)."""
     metrics = perf_metrics_from_text(text, coll, nranks)
-    checks = perf_checks_from_text(text, coll, nranks) + _reference_checks(metrics, platform, references)
+    checks = perf_checks_from_text(text, coll, nranks, max_busbw_gbps) + _reference_checks(metrics, platform, references)
     return metrics, checks
 
 
@@ -630,6 +634,19 @@ def analyze_train(text: str) -> tuple[dict[str, Any], list[Check]]:
 # --------------------------------------------------------------------------------------------
 
 
+def _profile_bound(profile: str | None) -> float | None:
+    """The named profile's limits.max_busbw_gbps, for the plausibility check of an import (None
+    when no profile is named or it does not load: the check then says it had no bound)."""
+    if not profile:
+        return None
+    try:
+        from ..profiles import load_profile
+        v = load_profile(profile).limits.max_busbw_gbps
+    except Exception:
+        return None
+    return float(v) if v else None
+
+
 def import_text(
     path: str | os.PathLike,
     kind: str = "flagcx-perf",
@@ -657,7 +674,8 @@ def import_text(
         if not any(s.rows for s in parsers.parse_flagcx_perf(text)):
             raise UsageError(f"{path} contains no FlagCX perf lines",
                              hint="expected lines like 'Comm size: 131072 bytes; Elapsed time: … sec; Algo bandwidth: … GB/s; Bus bandwidth: … GB/s'")
-        metrics, checks = analyze_perf(text, coll, nranks, platform=platform, references=references)
+        metrics, checks = analyze_perf(text, coll, nranks, platform=platform, references=references,
+                                       max_busbw_gbps=_profile_bound(profile))
     elif kind == "nccl-tests":
         if not parsers.parse_nccl_tests(text).rows:
             raise UsageError(f"{path} contains no nccl-tests result rows",

@@ -110,7 +110,11 @@ def parse_perf(text: str, ctx: dict):
                            "detail": "no 'Comm size: … Bus bandwidth' lines were printed"})
             continue
         colls[coll] = part
-        checks.append({"name": f"{coll} output", "ok": True, "detail": f"{rows} sizes measured"})
+        # that lines were printed is no evidence the collective ran: plausibility and the
+        # buffers are (results/verdict.py: no pass without evidence)
+        checks.append({"name": f"{coll} output", "ok": True, "detail": f"{rows} sizes measured",
+                       "evidence": False})
+        checks.append(P.check_plausible(coll, part, max_busbw(ctx), nranks).to_dict())
         if evidence == "none":
             why = ("this FlagCX prints no buffers or verdict (-p 1 prints nothing): correctness "
                    "comes from the unittest stage" if ctx.get("print_buffer", True) else
@@ -130,11 +134,25 @@ def parse_perf(text: str, ctx: dict):
                        "detail": e.message + (f" (fix: {e.hint})" if e.hint else "")})
     if ref_table:
         checks += [c.to_dict() for c in R.evaluate(metrics, ref_table)]
+    if ctx.get("expect_hybrid"):   # a variant that splits the ranks into clusters (variants.py)
+        from ..flagcx.interface import hybrid_evidence
+        hyb, line = hybrid_evidence(text)
+        checks.append({"name": "communicator hybrid", "ok": bool(hyb),
+                       "detail": (f"FlagCX: {line}" if hyb else
+                                  f"FlagCX stayed homogeneous: {line}" if hyb is False else line)})
+        metrics["communicator"] = "hybrid" if hyb else "homogeneous" if hyb is False else "unknown"
     if not split_colls(text):
         checks.append({"name": "perf ran", "ok": False,
                        "detail": "no collective was run: the perf tests did not build or the "
                                  "launcher did not start (see the stage log)"})
     return metrics, checks, {}
+
+
+def max_busbw(ctx: dict) -> float | None:
+    """The profile's limits.max_busbw_gbps (None: no bound known for this platform)."""
+    lim = getattr(ctx.get("profile"), "limits", None)
+    v = lim.get("max_busbw_gbps") if isinstance(lim, dict) else getattr(lim, "max_busbw_gbps", None)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
 
 
 _RANK_LINE = re.compile(r"^CCTL_RANK(\d+)\| ?(.*)$", re.M)
