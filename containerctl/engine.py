@@ -791,13 +791,17 @@ class Engine:
         """Copy a host directory into the container at dest/arcname (like `docker cp`).
         FIFOs, sockets and device files are refused up front, naming the file."""
         import tarfile
+        import tempfile
         refuse_special_files(src, exclude, arcname)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.add(str(src), arcname=arcname or src.name,
-                    filter=(lambda ti: None if exclude and exclude(ti.name) else ti))
-        client, call = self._calls()
-        call(client.put_archive, container, dest, buf.getvalue(), what=f"copy into {container}")
+        # the archive spills to a temporary file past 32 MiB and is streamed to the engine:
+        # memory stays bounded whatever the tree holds
+        with tempfile.SpooledTemporaryFile(max_size=32 << 20, prefix="cctl-put-") as buf:
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.add(str(src), arcname=arcname or src.name,
+                        filter=(lambda ti: None if exclude and exclude(ti.name) else ti))
+            buf.seek(0)
+            client, call = self._calls()
+            call(client.put_archive, container, dest, buf, what=f"copy into {container}")
 
     def put_file(self, container: str, dest_dir: str, name: str, data: bytes, mode: int = 0o644):
         self.put_files(container, dest_dir, {name: (data, mode)})

@@ -784,8 +784,64 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
             raise _format_validation(exc, _Located(None, "--set"), None) from None
         raise _format_validation(exc, loc, origin) from None
     _check_references(prof.references, loc, origin, sets)
+    _check_flagcx_dir(prof, loc, origin, sets)
     prof.source_file = str(file)
     return prof
+
+
+# system directories flagcx.dir may never be in (containerctl empties and fills flagcx.dir), and
+# top-level directories it may be under only inside the workspace
+_SYSTEM_DIRS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+                "/dev", "/proc", "/sys", "/run")
+_NOT_WHOLE = ("/var", "/root", "/home", "/opt", "/tmp", "/srv", "/mnt", "/media", "/snap")
+
+
+def flagcx_dir_problem(path: Any, roots: list[str]) -> str | None:
+    """Why `path` cannot be flagcx.dir, or None. `roots`: the workspace (container.workspace,
+    container.workdir); flagcx.dir must sit strictly below one of them when any is set."""
+    import posixpath
+    if not isinstance(path, str) or not path.startswith("/"):
+        return f"{path!r} is not an absolute path"
+    norm = "/" + posixpath.normpath(path).lstrip("/")
+    if norm != path:
+        return f"{path!r} is not a normalised path (it means {norm})"
+    if path == "/":
+        return "/ is the container's root directory"
+    for s in _SYSTEM_DIRS:
+        if path == s or path.startswith(s + "/"):
+            return f"{path} is in the system directory {s}"
+    if path in _NOT_WHOLE:
+        return f"{path} is a whole system directory"
+    good = [r for r in ("/" + posixpath.normpath(r).lstrip("/") for r in roots
+                        if isinstance(r, str) and r.startswith("/")) if r != "/"]
+    inside = any(path.startswith(r + "/") for r in good)
+    if path in good and not inside:
+        return f"{path} is the workspace itself, not a directory below it"
+    if good and not inside:
+        return f"{path} is not under the workspace ({' or '.join(dict.fromkeys(good))})"
+    for s in ("/var", "/root"):
+        if path.startswith(s + "/") and not inside:
+            return f"{path} is in the system directory {s}, outside any workspace"
+    return None
+
+
+def _check_flagcx_dir(prof: "Profile", loc: _Located, origin: dict,
+                      sets: list[str] | None) -> None:
+    """flagcx.dir is where containerctl copies (and, when it filled it, empties) the FlagCX
+    checkout: an absolute, normalised path below the workspace, never a system directory."""
+    c = prof.container
+    roots = [r for r in (c.workspace, c.workdir) if r]
+    why = flagcx_dir_problem(prof.flagcx.dir, roots)
+    if why is None:
+        return
+    from_set = any(x.split("=")[0].strip() in ("flagcx.dir", "flagcx") for x in sets or [])
+    src = _Located(None, "--set") if from_set else origin.get(("flagcx",), loc)
+    where = src.file if from_set else f"{src.file}:{src.line(('flagcx', 'dir')) or 1}"
+    base = next((r.rstrip("/") for r in roots if r.startswith("/") and r != "/"), "/workspace")
+    raise ProfileError(f"{where}: `flagcx.dir`: {why}: containerctl copies FlagCX there and may "
+                       "empty it", f"give a directory below the workspace, e.g. --set "
+                       f"flagcx.dir={base}/FlagCX (or `flagcx: {{dir: {base}/FlagCX}}` in the "
+                       "profile)")
 
 
 def _check_references(refs: dict, loc: _Located, origin: dict, sets: list[str] | None) -> None:

@@ -61,7 +61,8 @@ def fxi(tmp_path_factory):
 @pytest.mark.parametrize("profile_name", ["cpu-selftest", "nvidia-h200", "kunlunxin-p800"])
 def test_hostile_values_never_reach_script_text(profile_name, payload, fxi, tmp_path):
     p = payload.format(m=MARK)
-    sets = [f"{f}={p}" for f in FIELDS]
+    # flagcx.dir must be an absolute path below the workspace: the payload rides inside one
+    sets = [f"{f}=/workspace/x{p}" if f == "flagcx.dir" else f"{f}={p}" for f in FIELDS]
     prof = load_profile(profile_name, sets=sets, site=False)
     prof.stages.perf.extra_args = [p]
     prof.stages.perf.mpirun_args = [p]

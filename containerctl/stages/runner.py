@@ -221,7 +221,7 @@ def flagcx_env(fxi: "FlagCXInterface", perf: dict, options: dict) -> dict[str, s
     return env
 
 
-from .source import prepare_source, resolve_source, source_identity  # noqa: E402,F401
+from .source import check_source, prepare_source, resolve_source, source_identity  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,8 +511,9 @@ class Pipeline:
                     f"stage {sd.name} needs {req}, which has not passed in {self.container}",
                     f"run it first: containerctl exec-stage {req} (or containerctl run)")
             render(sd, self.ctx)  # a template error is a refusal, not a failed run
-            if sd.host_prepare == "flagcx_source":
-                resolve_source(self.profile, self.options.get("source"))
+            if sd.host_prepare == "flagcx_source":   # resolves, tree safe, flagcx.dir fillable
+                check_source(self.engine, self.container, self.profile,
+                             self.options.get("source"))
 
     def run(self, stages: list[StageDef], force: bool = False, run_id: str | None = None,
             explicit: bool = False) -> tuple[str, list[StageOutcome]]:
