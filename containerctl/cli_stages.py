@@ -30,11 +30,6 @@ def _say(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
-def _say(line: str) -> None:
-    import sys
-    sys.stderr.write(line + "\n")
-
-
 def _interrupted(view) -> int:
     import sys
     view.close()
