@@ -358,38 +358,11 @@ class _LocalClient:
         finally:
             conn.close()
 
-    def get_archive_bytes(self, container: str, path: str) -> bytes:
-        """The tar stream `GET /containers/{id}/archive` answers for `path` (404 when absent)."""
-        from urllib.parse import urlencode
-        conn, resp = self._open("GET", f"/containers/{_q(container)}/archive?" +
-                                urlencode({"path": path}))
-        try:
-            return resp.read()
-        finally:
-            conn.close()
-
     def put_archive(self, container: str, path: str, data: bytes) -> bool:
         from urllib.parse import urlencode
         self.call("PUT", f"/containers/{_q(container)}/archive?" + urlencode({"path": path}),
                   raw=data, content_type="application/x-tar")
         return True
-
-
-def _first_tar_file(raw: bytes) -> bytes | None:
-    """The data of the first regular file in a tar stream (pax/GNU long-name headers skipped);
-    without importing tarfile."""
-    off = 0
-    while off + 512 <= len(raw):
-        head = raw[off:off + 512]
-        if not head.strip(b"\0"):
-            return None
-        size = int(head[124:136].strip(b"\0 ") or b"0", 8)
-        kind = head[156:157]
-        off += 512
-        if kind in (b"0", b"\0"):
-            return raw[off:off + size]
-        off += (size + 511) // 512 * 512
-    return None
 
 
 def _first_tar_file(raw: bytes) -> bytes | None:
@@ -673,34 +646,6 @@ class Engine:
         return iter([self._call(self.api.logs, name, tail=tail, what=f"logs {name}")])
 
     # -- volumes ------------------------------------------------------------------------
-    def volume_labels(self, name: str) -> dict[str, str] | None:
-        """The labels of volume `name` ({} when it has none), None when it does not exist."""
-        try:
-            return self.api.inspect_volume(name).get("Labels") or {}
-        except _docker().errors.NotFound:
-            return None
-
-    def read_file(self, container: str, path: str) -> bytes | None:
-        """The content of one regular file in a container (the archive API: one round trip,
-        no exec), or None when it does not exist."""
-        if self._local is not None:
-            try:
-                raw = self._local.get_archive_bytes(container, path)
-            except _EngineAnswer as exc:
-                if exc.status == 404:
-                    return None
-                raise EngineError(f"read {path} in {container}: {exc.message}",
-                                  "check the container with `containerctl ps`") from None
-            except OSError as exc:
-                raise self._unreachable(exc) from None
-        else:
-            try:
-                stream, _ = self.api.get_archive(container, path)
-            except _docker().errors.NotFound:
-                return None
-            raw = b"".join(stream)
-        return _first_tar_file(raw)
-
     def volume_labels(self, name: str) -> dict[str, str] | None:
         """The labels of volume `name` ({} when it has none), None when it does not exist."""
         try:
