@@ -506,3 +506,54 @@ def test_special_file_sockets_refused(engine, selftest_image, tmp_path, unique_n
     finally:
         s.close()
     two_line_error(r, str(src / "sub" / "sock"), "socket")
+
+
+# ---------------------------------------------------------------------------------------------
+# the cluster's MPICH copy: mpi_home is replaced only when containerctl filled it
+
+def _fake_mpich_wheel(tmp_path: Path, version: str = "4.2.3") -> Path:
+    import zipfile
+    whl = tmp_path / f"mpich-{version}-py3-none-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        for name, text in (("bin/mpirun", "#!/bin/sh\n"),
+                           ("bin/mpichversion", f"#!/bin/sh\necho 'MPICH Version: {version}'\n")):
+            zi = zipfile.ZipInfo(f"mpich-{version}.data/data/{name}")
+            zi.external_attr = 0o755 << 16
+            z.writestr(zi, text)
+        z.writestr(f"mpich-{version}.data/data/include/mpi.h", "/* */\n")
+    return whl
+
+
+@pytest.mark.docker
+def test_cluster_mpich_never_replaces_a_users_mpi_home(engine, selftest_image, tmp_path,
+                                                       unique_name):
+    from containerctl.cluster.inventory import ClusterOpts, Host, HostEntry
+    from containerctl.cluster.mpi import MPICH_MARKER, ensure
+    from containerctl.errors import HostError
+    c = engine.api.create_container(selftest_image, ["sleep", "infinity"], name=unique_name,
+                                    labels={"io.containerctl.managed": "1"})
+    engine.api.start(c["Id"])
+    h = Host(entry=HostEntry(name="a", profile="cpu-selftest"), profile=None, engine=engine,
+             container=unique_name)
+    whl = _fake_mpich_wheel(tmp_path)
+    quiet = (lambda *a: None)
+
+    # someone's directory at mpi_home (no marker): refused before anything changes
+    in_container(engine, unique_name, "mkdir -p /opt/theirs/bin && echo mine > /opt/theirs/keep")
+    opts = ClusterOpts(name="t", mpi_home="/opt/theirs", mpich_wheel=str(whl))
+    with pytest.raises(HostError) as e:
+        ensure([h], opts, None, quiet, quiet)
+    assert e.value.exit_code == 2 and "/opt/theirs" in e.value.message
+    assert "mpi_home" in e.value.hint
+    assert in_container(engine, unique_name, "cat /opt/theirs/keep") == "mine\n"
+
+    # an absent mpi_home: filled and marked
+    opts = ClusterOpts(name="t", mpi_home="/opt/m/mpich", mpich_wheel=str(whl))
+    assert ensure([h], opts, None, quiet, quiet) == {"a": "4.2.3"}
+    assert in_container(engine, unique_name, f"cat /opt/m/mpich/{MPICH_MARKER}") == "4.2.3\n"
+
+    # containerctl's own copy of another version: replaced (a stale file does not survive)
+    in_container(engine, unique_name, "echo stale > /opt/m/mpich/stale && printf "
+                 "'#!/bin/sh\\necho MPICH Version: 4.1\\n' > /opt/m/mpich/bin/mpichversion")
+    assert ensure([h], opts, None, quiet, quiet) == {"a": "4.2.3"}
+    assert "stale" not in in_container(engine, unique_name, "ls /opt/m/mpich")

@@ -58,6 +58,37 @@ def installed_version(h: Host, home: str) -> str:
     return ""
 
 
+MPICH_MARKER = ".containerctl-mpich"     # in mpi_home when containerctl copied MPICH there
+# exit 0: mpi_home is absent, empty or containerctl's (marker); 3: someone else's files
+_OURS = r'''h=$1
+[ -L "$h" ] && exit 3
+[ -e "$h" ] || exit 0
+[ -d "$h" ] || exit 3
+[ -z "$(ls -A -- "$h" 2>/dev/null | head -n 1)" ] && exit 0
+[ -f "$h/.containerctl-mpich" ] && [ ! -L "$h/.containerctl-mpich" ] && exit 0
+exit 3'''
+_CLEAR = r'''h=$1
+[ -L "$h" ] && exit 3
+if [ -e "$h" ] && [ -n "$(ls -A -- "$h" 2>/dev/null | head -n 1)" ]; then
+  [ -d "$h" ] && [ -f "$h/.containerctl-mpich" ] && [ ! -L "$h/.containerctl-mpich" ] || exit 3
+  rm -rf -- "$h" || exit 5
+fi
+mkdir -p -- "$2"'''
+
+
+def _mpich_home_ours(h: Host, home: str, ver: str, c: ClusterOpts) -> None:
+    """HostError (exit 2) when mpi_home holds files containerctl did not put there: they are
+    never removed to make room for the wheel's MPICH."""
+    if h.engine.exec(h.container, ["sh", "-c", _OURS, "ours", home]) == 0:
+        return
+    have = f"MPICH {ver}" if ver else "no MPICH"
+    raise HostError(f"host {h.name}: cluster.mpi_home {home} in {h.container} holds files "
+                    f"containerctl did not put there ({have}, no {MPICH_MARKER} marker): it "
+                    f"never removes them to copy MPICH {c.mpich_version} in",
+                    f"set cluster.mpi_home to a new directory (e.g. {home}-cctl), or "
+                    "`mpich_install: image` if that MPICH is the one to use", exit_code=2)
+
+
 def wheel_for(c: ClusterOpts, source_file: str | None, arch: str,
               say: Callable[[str], None]) -> Path:
     """cluster.mpich_wheel, or the cached `mpich==<version>` wheel for `arch` (pip download)."""
@@ -97,6 +128,7 @@ def ensure(hosts: list[Host], c: ClusterOpts, source_file: str | None,
         ver = installed_version(h, home)
         arch = ""
         if ver != c.mpich_version and c.mpich_install == "wheel":
+            _mpich_home_ours(h, home, ver, c)     # refused before any host is changed
             _code, arch = h.engine.exec_capture(h.container, ["uname", "-m"])
         return ver, arch.strip() or "x86_64"
     seen = dict(zip((h.name for h in hosts), each(hosts, look, what="checking MPICH")))
@@ -112,9 +144,14 @@ def ensure(hosts: list[Host], c: ClusterOpts, source_file: str | None,
         def install(h: Host) -> None:
             t0 = time.monotonic()
             parent, base = home.rsplit("/", 1)
-            h.engine.exec(h.container, ["bash", "-c", f"rm -rf {shlex.quote(home)} && "
-                                                      f"mkdir -p {shlex.quote(parent or '/')}"])
+            # only a directory containerctl filled (its marker) is removed, checked again in
+            # the shell that removes it
+            if h.engine.exec(h.container, ["sh", "-c", _CLEAR, "clear", home, parent or "/"]):
+                _mpich_home_ours(h, home, seen[h.name][0], c)
+                raise HostError(f"host {h.name}: could not clear {home} in {h.container}",
+                                "check the container's filesystem")
             h.engine.put_dir(h.container, roots[seen[h.name][1]], parent or "/", arcname=base)
+            h.engine.put_file(h.container, home, MPICH_MARKER, f"{c.mpich_version}\n".encode())
             ver = installed_version(h, home)
             seen[h.name] = (ver, seen[h.name][1])
             say(h.name, f"MPICH {ver or '?'} copied to {home} {since(t0)}")
