@@ -21,6 +21,12 @@ def _load(hosts: str):
                    if ln.partition(": ")[2].startswith("Step ") else None)
 
 
+def _slurm(hosts: str):
+    """containerctl.slurm.cli when the inventory says `scheduler: slurm` (else None)."""
+    from .slurm import cli as slurm_cli
+    return slurm_cli if slurm_cli.is_slurm(hosts) else None
+
+
 def _options(coll, begin, end, iters, warmup, timeout, source) -> dict:
     return {"colls": coll, "begin": begin, "end": end, "iters": iters, "warmup": warmup,
             "timeout": timeout, "source": source}
@@ -64,6 +70,8 @@ def register(app: typer.Typer) -> None:
            force_recreate: bool = typer.Option(False, "--force-recreate")):
         """Each host's container from its own profile, sshd on the mesh port, the cluster key,
         passwordless ssh verified both ways."""
+        if _slurm(hosts):
+            _slurm(hosts).no_up_down(hosts, "up")
         cl = _load(hosts)
         for host, name, action in cl.up(force_recreate):
             typer.echo(f"{host}: {name} {action}")
@@ -75,6 +83,8 @@ def register(app: typer.Typer) -> None:
              volumes: bool = typer.Option(False, "--volumes", help="Also delete the workspace "
                                           "volumes.")):
         """Remove every host's container (its processes with it) and the cluster's keys."""
+        if _slurm(hosts):
+            _slurm(hosts).no_up_down(hosts, "down")
         cl = _load(hosts)
         removed = cl.down(volumes)
         typer.echo("removed " + (", ".join(removed) if removed else "nothing (no containers)") +
@@ -83,6 +93,8 @@ def register(app: typer.Typer) -> None:
     @cluster_app.command("ps")
     def ps(hosts: str = HostsOpt, json_out: bool = typer.Option(False, "--json")):
         """The cluster's containers, host by host, with their status."""
+        if _slurm(hosts):
+            raise typer.Exit(_slurm(hosts).ps(hosts, json_out))
         cl = _load(hosts)
         rows = cl.ps()
         if json_out:
@@ -110,8 +122,10 @@ def register(app: typer.Typer) -> None:
                                        "passed with the same inputs."),
             quiet: bool = typer.Option(False, "--quiet", "-q")):
         """up → MPICH everywhere → deps, build on every host → hetero from the first host."""
-        cl = _load(hosts)
         opts = _options(coll, begin, end, iters, warmup, timeout, source)
+        if _slurm(hosts):   # scheduler: slurm → allocate once, every stage a job step
+            raise typer.Exit(_slurm(hosts).run(hosts, None, opts, _echo(quiet)))
+        cl = _load(hosts)
         try:
             builds, run_id, rec = cl.run(opts, _echo(quiet), force=force)
         except KeyboardInterrupt:
@@ -138,8 +152,10 @@ def register(app: typer.Typer) -> None:
         from .errors import UsageError
         from .stages.defs import get_def
         sd = get_def(stage)
-        cl = _load(hosts)
         opts = _options(coll, begin, end, iters, warmup, timeout, source)
+        if _slurm(hosts):
+            raise typer.Exit(_slurm(hosts).run(hosts, [sd.name], opts, _echo(quiet)))
+        cl = _load(hosts)
         try:
             if sd.scope == "cluster":
                 run_id, rec = cl.hetero(opts, _echo(quiet))

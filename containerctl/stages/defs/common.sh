@@ -18,6 +18,15 @@ path_vars() {
 # the MPI launcher for NRANKS ranks on this host, as the array `launcher`
 mpi_launcher() {
   local n=$1 v
+  if [ -n "${CCTL_SRUN_ARGV:-}" ]; then
+    # a Slurm job step (containerctl/slurm): srun --mpi=… on the allocation, no hostfile. The
+    # step this script runs in set SLURM_* for one task on one node: only the job id is kept.
+    local a w; lines_to a "$CCTL_SRUN_ARGV"; lines_to w "${CCTL_SRUN_WRAP:-}"
+    launcher=(env)
+    for v in ${!SLURM_@}; do case $v in SLURM_JOB_ID|SLURM_CONF) ;; *) launcher+=(-u "$v");; esac; done
+    launcher+=("${a[@]}" -n "$n" "${w[@]}")
+    return 0
+  fi
   launcher=("$CCTL_MPIRUN" -np "$n")
   if [ "$CCTL_MPI_FLAVOUR" = openmpi ]; then
     launcher+=(--allow-run-as-root --oversubscribe --bind-to none)
@@ -39,7 +48,7 @@ rank_output() {
 #!/usr/bin/env bash
 d=$1; shift
 mkdir -p "$d"
-r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-0}}}
+r=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-${SLURM_PROCID:-0}}}}
 if [ "$r" = 0 ]; then "$@" 2>&1 | tee "$d/rank.$r.out"; exit "${PIPESTATUS[0]}"; fi
 exec "$@" > "$d/rank.$r.out" 2>&1
 RANKOUT
