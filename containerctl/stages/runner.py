@@ -78,6 +78,38 @@ def save_state(container: str, st: dict) -> None:
     paths.atomic_write(state_file(container), json.dumps(st, indent=1))
 
 
+CONTAINER_STATE = "state.json"      # in IN_CONTAINER_DIR: the same shape, written by any home
+
+
+def load_container_state(engine: Engine, container: str, container_id: str) -> dict | None:
+    """The stage state kept inside the container (written by whichever home ran a stage
+    there last), or None when there is none or it is damaged: the truth about what passed in
+    this container, which a home's own state file only caches."""
+    try:
+        code, out = engine.exec_capture(container, ["cat", f"{IN_CONTAINER_DIR}/{CONTAINER_STATE}"])
+    except Exception:
+        return None
+    if code != 0:
+        return None
+    try:
+        st = json.loads(out)
+    except ValueError:
+        return None
+    if not _valid_state(st) or st.get("container_id") != container_id:
+        return None
+    return st
+
+
+def save_container_state(engine: Engine, container: str, st: dict) -> None:
+    engine.put_file(container, IN_CONTAINER_DIR, CONTAINER_STATE, json.dumps(st).encode())
+
+
+def _fp_word(source: str | None) -> str:
+    """`dir:abc` / `git:abc` / `abc` -> `abc` (the marker holds the bare fingerprint)."""
+    s = (source or "").strip()
+    return s.split(":", 1)[1] if s.startswith(("dir:", "git:")) else s
+
+
 # ---------------------------------------------------------------------------------------------
 # context
 
@@ -229,19 +261,37 @@ from .source import check_source, prepare_source, resolve_source, source_identit
 
 KILL_SCRIPT = r"""sid=$(cat "$1" 2>/dev/null)
 tok=$2
+spare=${3:-}
 # every process of the stage: its session, and anything that carries the stage's token in its
-# environment (a process that started a session of its own still inherits the token)
+# environment (a process that started a session of its own still inherits the token). $3: pids
+# to spare (the stage's own wrapper and its setsid, when it sweeps up after its script ended).
+# TERM, then KILL for what is still alive after up to 2 s (no wait when nothing was found).
+match() {
+  local s
+  s=$(sed 's/.*) //' "$1/stat" 2>/dev/null | cut -d' ' -f1,4) || return 1
+  [ -n "$s" ] && [ "${s% *}" != Z ] || return 1
+  { [ -n "$sid" ] && [ "${s#* }" = "$sid" ]; } || \
+    { [ -n "$tok" ] && tr '\0' '\n' < "$1/environ" 2>/dev/null | grep -qxF "CCTL_STAGE_TOKEN=$tok"; }
+}
 for sig in TERM KILL; do
+  n=0
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
-    [ "$pid" = $$ ] && continue
-    s=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f4)
-    if { [ -n "$sid" ] && [ "$s" = "$sid" ]; } || \
-       { [ -n "$tok" ] && tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qxF "CCTL_STAGE_TOKEN=$tok"; }; then
-      kill -$sig "$pid" 2>/dev/null
-    fi
+    case " $$ $spare " in *" $pid "*) continue ;; esac
+    match "$p" && kill -$sig "$pid" 2>/dev/null && n=$((n+1))
   done
-  [ $sig = TERM ] && sleep 2
+  [ $n = 0 ] && break
+  if [ $sig = TERM ]; then
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      sleep 0.2; left=0
+      for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        case " $$ $spare " in *" $pid "*) continue ;; esac
+        match "$p" && { left=1; break; }
+      done
+      [ $left = 0 ] && break 2
+    done
+  fi
 done
 exit 0"""
 
@@ -255,13 +305,19 @@ for p in /proc/[0-9]*; do f=$(sed 's/.*) //' "$p/stat" 2>/dev/null); set -- $f
 
 
 def exec_stage_script(engine: Engine, container: str, script: str, stage: str, timeout: int,
-                      on_output: Callable[[bytes], None]) -> tuple[int, str]:
-    """Returns (exit code, outcome) with outcome in ok | timeout | interrupted."""
+                      on_output: Callable[[bytes], None], run_token: str = "",
+                      run: Callable[[str], str] | None = None) -> tuple[int, str]:
+    """Returns (exit code, outcome) with outcome in ok | timeout | interrupted. Whatever the
+    script returned, what it left behind (a daemon that setsid'd away, a background job) is
+    killed when it ends. `run_token` marks every process of the stage for the run's watchdog
+    (stages.locks), which kills them if this process goes away."""
     import uuid
     token = uuid.uuid4().hex
     d = f"{IN_CONTAINER_DIR}/{stage}"
     pidfile = f"{d}/session"
     env = {"CCTL_STAGE_TOKEN": token}
+    if run_token:
+        env["CCTL_RUN_TOKEN"] = run_token
     # the scripts travel in the exec's environment and the shell that becomes the stage writes
     # them (kill.sh before the session id): one engine round trip instead of a copy and an
     # exec. A script too big for one environment string (or holding a NUL) is copied first.
@@ -276,8 +332,12 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
             f"{d.lstrip('/')}/script.sh": (script.encode(), 0o755),
             f"{d.lstrip('/')}/kill.sh": (KILL_SCRIPT.encode(), 0o755)})
         write = ""
-    # setsid makes the stage a session of its own; its id (= the shell's pid) is written first
-    cmd = ["setsid", "-w", "bash", "-c", write + f'echo $$ > {pidfile}; exec bash {d}/script.sh']
+    # setsid makes the stage a session of its own; its id (= the shell's pid) is written first.
+    # After the script, the shell sweeps up what the stage left (sparing itself and setsid).
+    # `run` (a scheduler's plug) turns the script's path into the command that runs it
+    launch = run(f"{d}/script.sh") if run else f"bash {d}/script.sh"
+    cmd = ["setsid", "-w", "bash", "-c", write + f'echo $$ > {pidfile}; {launch}; '
+           f'rc=$?; bash {d}/kill.sh {pidfile} "$CCTL_STAGE_TOKEN" "$$ $PPID"; exit $rc']
     result: dict = {}
 
     def target():
@@ -290,21 +350,15 @@ def exec_stage_script(engine: Engine, container: str, script: str, stage: str, t
     t.start()
     deadline = time.monotonic() + timeout
     outcome = "ok"
-    old_term = signal.getsignal(signal.SIGTERM)
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        while t.is_alive():
-            t.join(0.2)
-            if time.monotonic() > deadline:
-                outcome = "timeout"
-                break
+        with interrupt_signals():
+            while t.is_alive():
+                t.join(0.2)
+                if time.monotonic() > deadline:
+                    outcome = "timeout"
+                    break
     except KeyboardInterrupt:
         outcome = "interrupted"
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, old_term)
     if outcome != "ok":
         try:
             # the kill script inline: it works even before the stage's shell wrote kill.sh
@@ -345,42 +399,38 @@ def failure_cause(text: str, ctx: dict | None = None) -> str:
 from ..results.verdict import run_status  # noqa: E402,F401  (the one rule: results/verdict.py)
 
 
-class stage_lock:
-    """One run or exec-stage at a time per container: the second is refused (exit 2) naming
-    the holder. flock is released by the kernel when the holder dies, so a crash never leaves
-    a stale lock."""
+class interrupt_signals:
+    """SIGTERM and SIGHUP (a closed terminal or ssh session) end a run as Ctrl-C does: the
+    stage's processes are killed and the run is recorded `interrupted`. Only the first signal
+    interrupts: a second one during that cleanup is ignored. Installed in the main thread only,
+    and not over a handler that someone else installed."""
+    fired = False
 
-    def __init__(self, container: str, command: str = "run"):
-        self.path = paths.lock_file(f"{container}.stages")
-        self.container = container
-        self.command = command
-        self.fd = None
+    def __init__(self):
+        self.old: dict = {}
+
+    @staticmethod
+    def _handler(signum, frame):
+        if interrupt_signals.fired:
+            return
+        interrupt_signals.fired = True
+        raise KeyboardInterrupt
 
     def __enter__(self):
-        import fcntl
-        import os
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = os.read(fd, 300).decode("utf-8", "replace").strip() or "another process"
-            finally:
-                os.close(fd)
-            raise UsageError(f"container {self.container} is busy: {holder}",
-                             "wait for it to finish (or stop it with Ctrl-C where it runs), "
-                             "then try again") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{self.command} by pid {os.getpid()} since {now()}".encode())
-        self.fd = fd
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if sig is None:
+                    continue
+                cur = signal.getsignal(sig)
+                if cur in (signal.SIG_DFL, None):
+                    self.old[sig] = cur
+                    signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        import os
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for sig, old in self.old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self.old = {}
         return False
 
 
@@ -396,6 +446,11 @@ class StagePlug:
     metrics: dict = field(default_factory=dict)
     repro: dict = field(default_factory=dict)
     keep_state: bool = False                # cluster stages are not part of a host's state
+    # a scheduler's hooks (containerctl/slurm): `run` makes the shell command that runs the
+    # script (a job step); `finish(code, outcome, text)` returns what the scheduler says about
+    # it ({"checks", "metrics", "repro"}), judged with the stage's own checks
+    run: Callable[[str], str] | None = None
+    finish: Callable[[int, str, str], dict] | None = None
 
 
 @dataclass
@@ -464,6 +519,36 @@ class Pipeline:
             return sd.not_applicable
         return None
 
+    def reconcile_state(self) -> None:
+        """Check this home's view of the container against the container itself: the stage
+        state written there (by whichever home ran last) replaces the home's copy, and a build
+        whose source is not the tree the container's flagcx.dir marker names (another home
+        rebuilt it) no longer counts as passed, nor does anything that needs it."""
+        from .source import read_marker
+        cst = load_container_state(self.engine, self.container, self.container_id)
+        if cst is not None:
+            self.state = cst
+        try:
+            marker = read_marker(self.engine, self.container, self.profile.flagcx.dir.rstrip("/"))
+        except Exception:
+            marker = None
+        self.container_source = marker
+        build = self.state["stages"].get("build", {})
+        had = build.get("source")
+        if marker and had and build.get("status") == "passed" and _fp_word(had) != marker:
+            gone = {"build"}
+            for d in self.defs:
+                if any(r in gone for r in d.requires):
+                    gone.add(d.name)
+            dropped = [n for n in self.state["stages"] if n in gone]
+            for n in dropped:
+                self.state["stages"].pop(n, None)
+            self.status(f"note: the FlagCX tree in {self.container}:{self.profile.flagcx.dir} "
+                        f"is source {marker}, not {_fp_word(had)} that build passed with here "
+                        f"(rebuilt from another home?): {', '.join(dropped)} will run again")
+        if cst is not None or (marker and had):
+            save_state(self.container, self.state)
+
     def inputs_hash(self, sd: StageDef, script: str, extra: str = "") -> str:
         h = hashlib.sha256()
         h.update(script.encode())
@@ -520,12 +605,22 @@ class Pipeline:
         from ..results import store
         if not stages:
             raise UsageError("no stage to run", "name a stage: containerctl stages")
+        self.reconcile_state()
         self.preflight(stages, explicit)
-        with stage_lock(self.container, self.options.get("command", "run")):
-            return self._run_locked(stages, force, run_id, store)
+        from .locks import ContainerLock
+        # the lock lives in the container (any home sees it) and is held for the whole run
+        lock = ContainerLock(self.engine, self.container, self.options.get("command", "run"),
+                             ",".join(s.name for s in stages), on_note=self.status)
+        with lock:
+            self.run_token = lock.token
+            self.reconcile_state()     # again, under the lock: what another home ran last
+            return self._run_locked(stages, force, run_id, store, lock)
 
-    def _run_locked(self, stages, force, run_id, store) -> tuple[str, list[StageOutcome]]:
+    def _run_locked(self, stages, force, run_id, store, lock=None
+                    ) -> tuple[str, list[StageOutcome]]:
         run_id = run_id or store.new_run_id(self.profile.name)
+        if lock is not None:
+            lock.mark(run_id, str(store.run_dir(run_id)))
         meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": self.profile.name,
                 "platform": self.profile.platform, "container": self.container,
                 "started": now(), "finished": None, "status": "running",
@@ -681,7 +776,9 @@ class Pipeline:
                     for ln in self.interface.describe():
                         log_text(f"probe: {ln}")
                 code, outcome = exec_stage_script(self.engine, self.container, script, name,
-                                                  timeout, on_output)
+                                                  timeout, on_output,
+                                                  getattr(self, "run_token", ""),
+                                                  run=plug.run if plug else None)
             except KeyboardInterrupt:
                 code, outcome = 130, "interrupted"
             except StageError as exc:
@@ -699,6 +796,11 @@ class Pipeline:
             metrics, checks, repro = {}, [{"name": "parse", "ok": False,
                                            "detail": f"parser {sd.parse} failed: {exc}"}], {}
         checks = extra_checks + checks
+        if plug is not None and plug.finish is not None:
+            said = plug.finish(code, outcome, text) or {}
+            checks = list(said.get("checks") or []) + checks
+            metrics = {**metrics, **(said.get("metrics") or {})}
+            repro = {**repro, **(said.get("repro") or {})}
         if plug is not None:
             checks = list(plug.checks_first) + checks
             metrics = {**metrics, **plug.metrics}
@@ -741,6 +843,10 @@ class Pipeline:
                     gone.add(d.name)
                     self.state["stages"].pop(d.name, None)
         save_state(self.container, self.state)
+        try:
+            save_container_state(self.engine, self.container, self.state)
+        except Exception as exc:   # the container went away: the record says what happened
+            self.status(f"warning: could not write the stage state into {self.container}: {exc}")
         if outcome == "interrupted":
             raise KeyboardInterrupt
         return oc
