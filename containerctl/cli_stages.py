@@ -30,6 +30,53 @@ def _say(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
+class _Guarded:
+    """A text stream whose writes never raise: a reader that went away (EPIPE: `containerctl
+    run … | head -1`) or a terminal that closed (EIO after SIGHUP) must not end or change the
+    run. From the first failed write on, the stream's descriptor points at /dev/null (so the
+    interpreter's last flush cannot complain either)."""
+
+    def __init__(self, stream):
+        self._s = stream
+
+    def _lost(self) -> None:
+        import os
+        try:
+            nul = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nul, self._s.fileno())
+            os.close(nul)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text):
+        try:
+            return self._s.write(text)
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._s.flush()
+        except OSError:
+            self._lost()
+            try:
+                self._s.flush()
+            except OSError:
+                pass
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
+def _guard_streams() -> None:
+    import sys
+    for n in ("stdout", "stderr"):
+        s = getattr(sys, n)
+        if s is not None and not isinstance(s, _Guarded):
+            setattr(sys, n, _Guarded(s))
+
+
 def _interrupted(view) -> int:
     import sys
     view.close()
@@ -38,10 +85,11 @@ def _interrupted(view) -> int:
 
 
 def _pipe_run(view, pipe, stages, **kw) -> int:
+    from .stages.runner import interrupt_signals
     from .ui.session import plan
     plan(view, pipe, stages)
     try:
-        with view:
+        with interrupt_signals(), view:    # SIGTERM/SIGHUP: as Ctrl-C
             run_id, outcomes = pipe.run(stages, **kw)
     except KeyboardInterrupt:
         return _interrupted(view)
@@ -64,6 +112,7 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     from .stages.defs import get_def
     from .stages.runner import Pipeline
     from .ui.session import make_view, pipeline_callbacks
+    _guard_streams()
     for n in [from_, until] + list(only or []):
         if n:
             get_def(n)   # an unknown stage is said before anything is created
@@ -109,6 +158,7 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
     from .stages.runner import Pipeline
     from .ui.session import make_view, pipeline_callbacks
     from .validated import load_profile    # the same profile; pydantic only when it changed
+    _guard_streams()
     sd = get_def(stage)
     engine = get_engine()
     target = lifecycle.resolve_target(engine, name, profile)
@@ -126,12 +176,15 @@ def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     from . import lifecycle
     from .engine import get_engine
     from .stages.defs import stage_names
-    from .stages.runner import load_state
+    from .stages.runner import load_container_state, load_state
     from .ui.tables import print_json, print_table
     engine = get_engine()
     target = lifecycle.resolve_target(engine, name, profile)
     info = engine.inspect(target)
-    st = load_state(target, info["Id"])
+    # the state kept in the container (any home's last stage) over this home's copy
+    running = (info.get("State") or {}).get("Running")
+    st = (running and load_container_state(engine, target, info["Id"])) or \
+        load_state(target, info["Id"])
     kept = lifecycle.describe_settings(engine, info)
     if json_out:
         print_json(dict(st, settings=kept))
