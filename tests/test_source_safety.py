@@ -300,6 +300,14 @@ def test_tree_bounds(tmp_path, monkeypatch):
     from containerctl.errors import UsageError
     from containerctl.stages.source import check_tree
     src = _tree(tmp_path)
+    deep = src / "deep"
+    os.makedirs(deep / "/".join(["d"] * 200))
+    with pytest.raises(UsageError) as e:      # not a RecursionError (exit 70)
+        check_tree(src)
+    assert "nested more than" in e.value.message
+    import shutil
+    shutil.rmtree(deep)
+    check_tree(src)
     with open(src / "big.bin", "wb") as f:
         f.truncate(10 << 20)
     monkeypatch.setenv("CONTAINERCTL_SOURCE_MAX_BYTES", str(1 << 20))
@@ -404,6 +412,24 @@ def test_source_overlapping_flagcx_dir_is_refused(engine, selftest_image, tmp_pa
     two_line_error(r, "inside the source")
     assert_untouched(before, ws)
     assert not (ws / "FlagCX").exists()
+
+
+@pytest.mark.docker
+def test_mount_inside_flagcx_dir_is_refused(engine, selftest_image, tmp_path, unique_name):
+    """A host directory mounted inside flagcx.dir (e.g. a shared third-party tree): emptying
+    flagcx.dir would delete through the mount, so the run is refused; the files stay."""
+    shared = tmp_path / "third-party"
+    shared.mkdir()
+    (shared / "keep.h").write_text("/* shared */\n")
+    prof = profile_file(tmp_path, selftest_image, f"""\
+        container:
+          volumes: ["{shared}:/workspace/FlagCX/third-party"]
+        """)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    r = cli("run", "--profile", prof, "--name", unique_name, "--only", "deps", "--only", "build",
+            "-q", timeout=300)
+    two_line_error(r, "has a mount inside it", "/workspace/FlagCX/third-party")
+    assert (shared / "keep.h").read_text() == "/* shared */\n"
 
 
 @pytest.mark.docker

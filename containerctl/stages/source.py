@@ -22,7 +22,7 @@ import hashlib
 import os
 import shlex
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -41,6 +41,7 @@ MAX_BYTES_ENV = "CONTAINERCTL_SOURCE_MAX_BYTES"
 MAX_FILES_ENV = "CONTAINERCTL_SOURCE_MAX_FILES"
 DEFAULT_MAX_BYTES = 8 << 30
 DEFAULT_MAX_FILES = 1_000_000
+MAX_DEPTH = 128                    # directories deep (tarfile and os.walk recurse)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,34 +128,40 @@ class Entry:
 
 def scan_tree(root: Path, exclude: Callable[[str], bool] | None = copy_excluded) -> list[Entry]:
     """Every entry of the tree (sorted as pathlib sorts paths), checked: UsageError (exit 2)
-    naming the first special file or bad symlink, or a tree over the size/count bounds.
-    Links are never followed (os.walk(followlinks=False)); only lstat/readlink/realpath."""
+    naming the first special file or bad symlink, or a tree over the size/count/depth bounds.
+    Links are never followed; only lstat/readlink/realpath. Iterative (no recursion limit)."""
     root = Path(root)
     root_real = os.path.realpath(root)
     max_bytes = _limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)
     max_files = _limit(MAX_FILES_ENV, DEFAULT_MAX_FILES)
     out: list[Entry] = []
     total = 0
-
-    def walk_error(exc: OSError):
-        raise _refuse(Path(exc.filename or root), f"cannot be read ({exc.strerror})",
-                      "make it readable by this user, or give another source tree")
-
-    for dirpath, dirnames, filenames in os.walk(root_real, onerror=walk_error):
-        rel_dir = os.path.relpath(dirpath, root_real)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-        keep = []
-        for name in sorted(dirnames) + sorted(filenames):
+    stack = [""]                        # directories to read, relative to the tree
+    while stack:
+        rel_dir = stack.pop()
+        dirpath = os.path.join(root_real, rel_dir) if rel_dir else root_real
+        if rel_dir.count("/") >= MAX_DEPTH - 1:
+            raise _refuse(Path(dirpath), f"is nested more than {MAX_DEPTH} directories deep",
+                          "give the checkout alone: a source tree is a few levels deep")
+        try:
+            with os.scandir(dirpath) as it:
+                names = sorted(e.name for e in it)
+        except OSError as exc:
+            raise _refuse(Path(dirpath), f"cannot be read ({exc.strerror})",
+                          "make it readable by this user, or give another source tree") from None
+        subdirs = []
+        for name in names:
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if exclude and exclude(rel):
                 continue
             p = Path(dirpath) / name
             try:
-                mode = os.lstat(p).st_mode
+                st = os.lstat(p)
             except FileNotFoundError:
                 continue                   # gone while we looked
             except OSError as exc:
                 raise _refuse(p, f"cannot be read ({exc.strerror})") from None
+            mode = st.st_mode
             if stat.S_ISLNK(mode):
                 why = _link_problem(p, rel_dir, root_real)
                 if why:
@@ -162,11 +169,10 @@ def scan_tree(root: Path, exclude: Callable[[str], bool] | None = copy_excluded)
                 out.append(Entry(rel, "link"))
             elif stat.S_ISDIR(mode):
                 out.append(Entry(rel, "dir"))
-                keep.append(name)
+                subdirs.append(rel)
             elif stat.S_ISREG(mode):
-                size = os.lstat(p).st_size
-                total += size
-                out.append(Entry(rel, "file", size))
+                total += st.st_size
+                out.append(Entry(rel, "file", st.st_size))
                 if total > max_bytes:
                     raise _refuse(root, f"holds more than {max_bytes} bytes of files (at {rel})",
                                   "give the checkout alone (build outputs and data elsewhere), "
@@ -177,7 +183,7 @@ def scan_tree(root: Path, exclude: Callable[[str], bool] | None = copy_excluded)
                 raise _refuse(root, f"holds more than {max_files} entries",
                               "give the checkout alone, or raise the bound: "
                               f"{MAX_FILES_ENV}=<count>")
-        dirnames[:] = sorted(keep)
+        stack.extend(reversed(subdirs))
     out.sort(key=lambda e: tuple(e.rel.split("/")))
     return out
 
@@ -288,6 +294,7 @@ class Dest:
     host: str | None = None    # the host path when it sits on a bind mount
     mount: str | None = None   # that bind mount's destination in the container
     in_place: bool = False     # the source is that very host directory
+    inner: list[str] = field(default_factory=list)   # mounts below it
 
     @property
     def ours(self) -> bool:
@@ -301,23 +308,24 @@ class Dest:
         return ""
 
 
-def _bind_host_path(engine: Engine, container: str, dest: str) -> tuple[str | None, str | None]:
-    """(host path, mount destination) when `dest` sits on a bind mount, else (None, None)."""
-    try:
-        mounts = engine.inspect(container).get("Mounts") or []
-    except Exception:
-        return None, None
-    best = None
+def _mount_facts(engine: Engine, container: str, dest: str
+                 ) -> tuple[str | None, str | None, list[str]]:
+    """(host path, mount destination) when `dest` sits on a bind mount, else (None, None); and
+    the container's mounts below `dest` (emptying it would reach into them)."""
+    mounts = engine.inspect(container).get("Mounts") or []
+    best, inner = None, []
     for m in mounts:
         d = (m.get("Destination") or "").rstrip("/") or "/"
         if dest == d or dest.startswith(d.rstrip("/") + "/"):
             if best is None or len(d) > len(best[0]):
                 best = (d, m)
+        elif d.startswith(dest + "/"):
+            inner.append(d)
     if best is None or best[1].get("Type") != "bind" or not best[1].get("Source"):
-        return None, None
+        return None, None, inner
     d, m = best
     rest = dest[len(d):].lstrip("/") if d != "/" else dest.lstrip("/")
-    return (m["Source"].rstrip("/") + ("/" + rest if rest else "")) or "/", d
+    return (m["Source"].rstrip("/") + ("/" + rest if rest else "")) or "/", d, inner
 
 
 def inspect_dest(engine: Engine, container: str, dest: str) -> Dest:
@@ -329,7 +337,7 @@ def inspect_dest(engine: Engine, container: str, dest: str) -> Dest:
     head = lines[0].split()
     d = Dest(dest, head[0], head[1:] if head[0] == "marked" else [],
              git="git" in lines[1:], resolved=" ".join(head[1:]) if head[0] == "link" else "")
-    d.host, d.mount = _bind_host_path(engine, container, dest)
+    d.host, d.mount, d.inner = _mount_facts(engine, container, dest)
     return d
 
 
@@ -362,6 +370,11 @@ def check_destination(engine: Engine, container: str, profile: Profile,
                              "overwrite the source", "build the source in place (set "
                              "flagcx.dir to where the source is mounted in the container) or "
                              "point flagcx.dir to a directory apart from it")
+    if d.inner:
+        raise UsageError(f"flagcx.dir {path} in {container} has a mount inside it "
+                         f"({', '.join(sorted(d.inner))}): emptying or filling it would reach "
+                         "into what is mounted there", f"point flagcx.dir elsewhere, e.g. --set "
+                         f"flagcx.dir={alt}, or mount that directory outside flagcx.dir")
     if not d.ours:
         what = ("a directory containerctl did not fill (no .containerctl-source marker)"
                 if d.state == "unmarked" else "a checkout built in place (the user's own)")
