@@ -597,6 +597,8 @@ def render_html(runs: list[dict[str, Any]], coll: str | None = None, *, plot: bo
                              f"<td class=n>{'—' if rec.get('exit_code') is None else _h(rec['exit_code'])}</td>"
                              f"<td>{_h(rec.get('message'))}</td><td>{_h(rec.get('log'))}</td></tr>")
             parts.append("</table>")
+        from .results.train import html_section as _train_html   # the loss curve (inline SVG)
+        parts.append(_train_html(run, _h))
         for s in perf_series(run, coll, all_sweeps=True):
             parts.append(f"<h3>{_h(_series_title(run, s))}</h3><table><tr><th>size</th><th>time (s)</th>"
                          "<th>algbw (GB/s)</th><th>busbw (GB/s)</th></tr>")

@@ -191,8 +191,8 @@ def parse_torch(text: str, ctx: dict):
 
 @parser("train")
 def parse_train(text: str, ctx: dict):
-    iters = P.parse_flagscale_iterations(text)
-    return {"iterations": iters}, [c.to_dict() for c in P.check_training(iters)], {}
+    from ..results.train import judge   # the train verdict (results/train.py)
+    return judge(text, ctx)
 
 
 _UT_MARK = re.compile(r"^=== containerctl (ut-\w+|unittest)(.*?) ===$", re.M)

@@ -22,6 +22,7 @@ from ..engine import Engine
 from ..errors import StageError, UsageError
 from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
+from ..flagscale import driver_args as flagscale_driver_args
 from .defs import DEFS_DIR, SHELL_NAME, Opts, applies, load_defs, render
 
 if TYPE_CHECKING:   # annotations only: these are pydantic models (validated.Frozen stand in)
@@ -186,20 +187,11 @@ def make_context(profile: Profile, options: dict | None = None,
         "CCTL_UT_TIMEOUT": str(ut.timeout_per_binary),
         "CCTL_UT_COMPONENTS": " ".join(ut.components or []),
         "CCTL_UT_FILTER": ("-" + ":".join(ut.exclude)) if ut.exclude else "",
-        "CCTL_TRAIN_FLAGSCALE": str(train.flagscale or ""),
-        "CCTL_TRAIN_DATA_PATH": str(train.data_path or ""),
-        "CCTL_TRAIN_TOKENIZER_PATH": str(train.tokenizer_path or ""),
+        # the train driver's argv, from stages.train (checked there: cause + fix, exit 2)
+        "CCTL_TRAIN_ARGS": as_lines(flagscale_driver_args(
+            dict(profile.stages.train), fx.visible_devices_env, fx.visible_devices),
+            "stages.train"),
         "CCTL_TRAIN_CONDA_ENV": str(train.conda_env or ""),
-        "CCTL_TRAIN_SIZE": str(train.size or "8b"),
-        "CCTL_TRAIN_VISIBLE_ENV": fx.visible_devices_env or "CUDA_VISIBLE_DEVICES",
-        "CCTL_TRAIN_VISIBLE_DEVICES": fx.visible_devices or "0",
-        "CCTL_TRAIN_SAMPLES": str(train.train_samples or 20480),
-        "CCTL_TRAIN_GBS": str(train.global_batch_size or 2048),
-        "CCTL_TRAIN_EXP_DIR": str(train.exp_dir or "./outputs_llama3_8b"),
-        "CCTL_TRAIN_UNPATCH": "0" if train.unpatch is False else "1",
-        "CCTL_TRAIN_ITERATIONS": str(train.iterations or 10),
-        "CCTL_TRAIN_TIME_LIMIT": str(train.time_limit or 3600),
-        "CCTL_TRAIN_POLL": str(train.poll_seconds or 15),
     }
     if flagcx is not None:
         env.update(flagcx_env(flagcx, perf, options))
