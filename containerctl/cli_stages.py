@@ -77,6 +77,11 @@ def _guard_streams() -> None:
             setattr(sys, n, _Guarded(s))
 
 
+def _say(line: str) -> None:
+    import sys
+    sys.stderr.write(line + "\n")
+
+
 def _interrupted(view) -> int:
     import sys
     view.close()
@@ -175,6 +180,7 @@ def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
                json_out: bool = False) -> int:
     from . import lifecycle
     from .engine import get_engine
+    early = lifecycle.Prefetch(get_engine(), name) if name else None   # its kept settings
     from .stages.defs import stage_names
     from .stages.runner import load_container_state, load_state
     from .ui.tables import print_json, print_table
@@ -185,7 +191,7 @@ def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     running = (info.get("State") or {}).get("Running")
     st = (running and load_container_state(engine, target, info["Id"])) or \
         load_state(target, info["Id"])
-    kept = lifecycle.describe_settings(engine, info)
+    kept = lifecycle.describe_settings(engine, info, early)
     if json_out:
         print_json(dict(st, settings=kept))
         return 0

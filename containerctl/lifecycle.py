@@ -386,12 +386,38 @@ def set_key(expr: str) -> str:
     return str(expr).split("=", 1)[0].rstrip("+").strip()
 
 
-def kept_settings(engine: Engine, c: ContainerInfo) -> Kept:
+class Prefetch:
+    """LAST_RUN_FILE of container `name`, read in a thread while the command imports and loads
+    what it needs: the engine's archive call costs about what an exec costs (dockerd spawns a
+    process for it), so `exec-stage` starts it first and waits for it only when it needs it."""
+
+    def __init__(self, engine: Engine, name: str):
+        import threading
+        self.name = name
+        self._box: dict = {}
+        self._t = threading.Thread(target=self._read, args=(engine,), daemon=True)
+        self._t.start()
+
+    def _read(self, engine: Engine) -> None:
+        try:
+            self._box["raw"] = engine.read_file(self.name, LAST_RUN_FILE)
+        except BaseException as exc:  # noqa: BLE001 - given to the reader
+            self._box["error"] = exc
+
+    def result(self) -> bytes | None:
+        self._t.join()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box.get("raw")
+
+
+def kept_settings(engine: Engine, c: ContainerInfo, prefetch: Prefetch | None = None) -> Kept:
     """The container's settings: its last `run`'s (LAST_RUN_FILE, gone with a recreate) or,
     without one, those it was created with (labels). One engine round trip, no exec."""
     import json
     try:
-        raw = engine.read_file(c.id, LAST_RUN_FILE)
+        raw = prefetch.result() if prefetch is not None and prefetch.name in (c.name, c.id) \
+            else engine.read_file(c.id, LAST_RUN_FILE)
         d = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError, EngineError):
         d = None
@@ -427,12 +453,13 @@ def _value_of(profile, key: str) -> str:
 
 def settings_profile(engine: Engine, c: ContainerInfo, profile_arg: str | None,
                      sets: list[str] | None, load: Callable, say: Callable[[str], None],
-                     kept: Kept | None = None) -> tuple[Profile, list[str]]:
+                     kept: Kept | None = None, prefetch: Prefetch | None = None
+                     ) -> tuple[Profile, list[str]]:
     """The profile a command on container `c` runs with, and the --set list that made it: the
     container's kept settings, with the command's own --set (and --profile, when it names
     another profile: then nothing is inherited) on top. One line through `say` when the
     container's settings differ from what the command was given."""
-    kept = kept or kept_settings(engine, c)
+    kept = kept or kept_settings(engine, c, prefetch)
     given = list(sets or [])
     if profile_arg is not None:
         p = load(profile_arg, given or None)
@@ -485,12 +512,12 @@ def record_last_run(engine: Engine, container: str, profile: Profile, sets: list
                           f"{out.strip()[:200]}", f"check that {d} is writable in the container")
 
 
-def describe_settings(engine: Engine, info: dict) -> dict:
+def describe_settings(engine: Engine, info: dict, prefetch: Prefetch | None = None) -> dict:
     """The kept settings of an inspected container, for `status`."""
     c = ContainerInfo(id=info["Id"], name=info["Name"].lstrip("/"),
                       status=info["State"]["Status"], image=info["Config"]["Image"],
                       labels=info["Config"].get("Labels") or {})
-    k = kept_settings(engine, c)
+    k = kept_settings(engine, c, prefetch)
     return {"profile": k.profile_name, "profile_file": k.profile, "sets": k.sets,
             "from": k.origin, "run_id": k.run_id}
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import __version__, paths
 
-SCHEMA = 1
+SCHEMA = 2     # 2: dict[str, Model] fields ({'*': submodels})
 MAX_ENTRIES = 50
 ENV_KEYS = ("CONTAINERCTL_PROFILE_PATH", "CONTAINERCTL_SITE", "XDG_CONFIG_HOME", "HOME")
 _PKG = Path(__file__).resolve().parent
@@ -62,7 +62,12 @@ class Frozen:
         if sub is not None and isinstance(value, dict):
             kid = self._kids.get(key)
             if kid is None:
-                kid = self._kids[key] = Frozen(value, sub)
+                if set(sub) == {"*"}:      # dict[str, Model]: a dict of stand-ins
+                    kid = {k: Frozen(v, sub["*"]) if isinstance(v, dict) else v
+                           for k, v in value.items()}
+                else:
+                    kid = Frozen(value, sub)
+                self._kids[key] = kid
             return kid
         return value
 
@@ -83,8 +88,10 @@ class Frozen:
 
 def submodels(cls) -> dict | None:
     """{field: its submodels} for the fields of pydantic model `cls` that hold a model (or
-    Optional of one); None when a model sits elsewhere in an annotation (a list of models…),
-    which Frozen does not stand in for."""
+    Optional of one), {field: {"*": submodels}} for a dict[str, Model]; None when a model sits
+    elsewhere in an annotation (a list of models…), which Frozen does not stand in for."""
+    from typing import Union
+
     from pydantic import BaseModel
 
     def is_model(t) -> bool:
@@ -96,13 +103,20 @@ def submodels(cls) -> dict | None:
     for name, f in cls.model_fields.items():
         ann = f.annotation
         args = [a for a in getattr(ann, "__args__", ()) or () if a is not type(None)]
-        target = ann if is_model(ann) else (args[0] if len(args) == 1 and is_model(args[0])
-                                            else None)
+        optional = getattr(ann, "__origin__", None) is Union or type(ann).__name__ == "UnionType"
+        target = ann if is_model(ann) else (args[0] if optional and len(args) == 1 and
+                                            is_model(args[0]) else None)
         if target is not None:
             sub = submodels(target)
             if sub is None:
                 return None
             out[name] = sub
+        elif getattr(ann, "__origin__", None) is dict and len(args) == 2 and \
+                is_model(args[1]) and not nested(args[0]):
+            sub = submodels(args[1])     # dict[str, Model]: each value stands in for a Model
+            if sub is None:
+                return None
+            out[name] = {"*": sub}
         elif nested(ann):
             return None
     return out

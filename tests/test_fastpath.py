@@ -83,6 +83,41 @@ def test_remembered_profile_answers_as_the_model(cwd, monkeypatch):
             p.name = "other"
         with pytest.raises(AttributeError):
             p.no_such_field
+        # a dict of models (stages.perf.variants, where the profile model has it): each value
+        # answers attribute reads as the model does
+        for k, v in (getattr(real.stages.perf, "variants", None) or {}).items():
+            fv = p.stages.perf.variants[k]
+            assert isinstance(fv, validated.Frozen) and fv.model_dump() == v.model_dump()
+            assert (fv.colls, fv.env, fv.needs.min_ranks) == (v.colls, v.env, v.needs.min_ranks)
+
+
+def test_dict_of_models_is_remembered(monkeypatch):
+    """submodels() describes a dict[str, Model] field, so a profile holding one is still
+    remembered (it was validated on every command when it was not)."""
+    from typing import Optional
+    from pydantic import BaseModel
+
+    class Leaf(BaseModel):
+        x: int = 1
+
+    class Item(BaseModel):
+        leaf: Leaf = Leaf()
+        tags: list[str] = []
+
+    class Top(BaseModel):
+        items: dict[str, Item] = {}
+        one: Optional[Item] = None
+        many: list[Item] = []
+
+    class Ok(BaseModel):
+        items: dict[str, Item] = {}
+    assert validated.submodels(Top) is None          # a list of models: not stood in for
+    subs = validated.submodels(Ok)
+    assert subs == {"items": {"*": {"leaf": {}}}}
+    m = Ok(items={"a": {"leaf": {"x": 5}, "tags": ["t"]}})
+    f = validated.Frozen(m.model_dump(), subs)
+    assert f.items["a"].leaf.x == 5 and f.items["a"].tags == ["t"]
+    assert f.model_dump() == m.model_dump()
 
 
 def test_remembered_profile_follows_every_input(cwd, monkeypatch, tmp_path_factory):
