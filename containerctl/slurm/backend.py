@@ -77,8 +77,8 @@ class SlurmCluster:
     def __init__(self, inv: SlurmInventory, engine: "Engine | None" = None,
                  say: Say | None = None):
         if engine is None:
-            from ..engine import Engine
-            engine = Engine()
+            from ..engine import get_engine
+            engine = get_engine()
         self.inv = inv
         self.s = inv.slurm
         self.engine = engine
@@ -406,6 +406,25 @@ class SlurmCluster:
                 out.append({"job": f[0], "name": f[1], "state": f[2], "reason": f[3],
                             "nodes": f[4]})
         return out
+
+
+def render_lines(inv: SlurmInventory, job: str = "$JOB", job_name: str = "cctl-NAME-RUN",
+                 stage: str = "perf") -> str:
+    """The lines the backend runs for one stage, as text (golden-tested; `cluster export
+    --format slurm` prints them for a Slurm inventory): the allocation, the stage's step and the
+    ranks' step (mpi_launcher appends -n NRANKS and the program)."""
+    s = inv.slurm
+    hold = f"{s.workspace}/{STATE_DIR}/{job_name}/release"
+    return "\n".join([
+        f"# containerctl Slurm backend: cluster {inv.name}, runtime {s.runtime}, "
+        f"{s.nodes} nodes x {s.tasks_per_node} tasks, srun --mpi={s.mpi}",
+        "# allocation (held until containerctl touches the release marker):",
+        quote(alloc_argv(s, job_name, hold)),
+        f"# the {stage} stage's script, one step on the first node:",
+        quote(step_argv(s, job, stage)) + " bash STAGE_SCRIPT",
+        f"# the {stage} stage's ranks, one step across the nodes:",
+        quote(ranks_argv(s, job, stage)) + f" -n {s.ntasks} PROGRAM ARGS",
+    ]) + "\n"
 
 
 def sbatch_test_only(host: SubmitHost, argv: list[str]) -> Answer:
