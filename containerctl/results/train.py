@@ -183,6 +183,10 @@ def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
             checks.append(Check("train job", False,
                                 f"time limit: {lim.get('iterations', '?')} iterations in "
                                 f"{lim.get('seconds', '?')} s (stages.train.time_limit)"))
+        elif outcome.startswith("terminated-by-signal-"):
+            checks.append(Check("train job", False,
+                                f"terminated by signal {outcome.rsplit('-', 1)[1]} after {n} "
+                                "iteration(s) (the stage's timeout or an interrupt)"))
         else:
             checks.append(Check("train job", False, f"{outcome}"
                                 + (f": {err[:300]}" if err else "")))

@@ -367,9 +367,13 @@ def main(argv=None) -> int:
         say("stop", reason=reason, rc=rc, left_after_stop=len(left), killed=killed,
             gpu_left=("unknown" if ours_on_gpu is None else len(ours_on_gpu)))
 
+    class Terminated(Exception):
+        pass
+
     def on_term(signum, frame):
-        stop(f"signal{signum}")
-        sys.exit(128 + signum)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise Terminated(signum)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -423,6 +427,9 @@ def main(argv=None) -> int:
                     say("time_limit", iterations=n, seconds=int(now - t0))
                     break
             return_code = 0
+    except Terminated as e:       # the stage's timeout or Ctrl-C: stop the job, say what was seen
+        outcome = f"terminated-by-signal-{e.args[0]}"
+        return_code = 128 + int(e.args[0])
     finally:
         stop(outcome)
     say("result", outcome=outcome, seconds=round(time.time() - t0, 1))
