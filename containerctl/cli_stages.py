@@ -159,6 +159,8 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
                    set_: Optional[List[str]] = None) -> int:
     from . import lifecycle
     from .engine import get_engine
+    # the container's last-run settings, read while the rest is imported and loaded
+    early = lifecycle.Prefetch(get_engine(), name) if name else None
     from .stages.defs import get_def
     from .stages.runner import Pipeline
     from .ui.session import make_view, pipeline_callbacks
@@ -169,7 +171,8 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
     target = lifecycle.resolve_target(engine, name, profile)
     c = lifecycle.require_running(engine, target)
     # the settings the container was last run (or brought up) with, the command's on top
-    p, _ = lifecycle.settings_profile(engine, c, profile, set_, load_profile, _say)
+    p, _ = lifecycle.settings_profile(engine, c, profile, set_, load_profile, _say,
+                                      prefetch=early)
     view = make_view(quiet, verbose, title=f"containerctl exec-stage {stage} · {target}")
     pipe = Pipeline(engine, p, target, _opts(coll, all_colls, source, timeout, "exec-stage"),
                     **pipeline_callbacks(Pipeline, view))
