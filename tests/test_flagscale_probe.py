@@ -275,3 +275,22 @@ def test_train_options_are_checked_with_a_fix():
                     "CUDA_VISIBLE_DEVICES", "auto")
     assert a[a.index("--preset") + 1] == "runbook"
     assert driver_args({"flagscale": "/fs"}, None, None)[3] == "small"
+
+
+def test_runbook_preset_keeps_the_examples_model_and_sets_the_runbooks_edits(tmp_path):
+    root = layout(tmp_path, "submodule")
+    rc, out = drive(tmp_path, root, "--preset", "runbook", "--iterations", "4",
+                    "--data-path", "/data/pile_wikipedia_demo", "--tokenizer-path", "/tok",
+                    "--train-samples", "8192", "--global-batch-size", "2048")
+    assert rc == 0, out[-3000:]
+    c = checks_of(out)
+    assert c["train iterations"]["ok"] is True, c
+    conf = next((tmp_path / "exp").glob("run-*-flagcx/conf"))
+    m = yaml.safe_load((conf / "train" / "cctl.yaml").read_text())
+    assert m["model"]["num_layers"] == 32 and m["model"]["train_samples"] == 8192
+    assert m["data"]["data_path"] == "/data/pile_wikipedia_demo"
+    assert m["data"]["tokenizer"]["tokenizer_path"] == "/tok"
+    assert "mock_data" not in m["data"]
+    top = yaml.safe_load((conf / "train.yaml").read_text())
+    assert top["defaults"] == ["_self_", {"train": "cctl"}]   # the example's order kept
+    assert top["experiment"]["envs"]["FLAGCX_DEBUG"] == "INFO"
