@@ -834,6 +834,13 @@ def _check_flagcx_dir(prof: "Profile", loc: _Located, origin: dict,
     why = flagcx_dir_problem(prof.flagcx.dir, roots)
     if why is None:
         return
+    if "dir" not in prof.flagcx.model_fields_set:
+        # not given: the default follows the workspace (container.workspace: /data → /data/FlagCX)
+        for r in roots:
+            moved = r.rstrip("/") + "/FlagCX"
+            if flagcx_dir_problem(moved, roots) is None:
+                prof.flagcx.dir = moved
+                return
     from_set = any(x.split("=")[0].strip() in ("flagcx.dir", "flagcx") for x in sets or [])
     src = _Located(None, "--set") if from_set else origin.get(("flagcx",), loc)
     where = src.file if from_set else f"{src.file}:{src.line(('flagcx', 'dir')) or 1}"

@@ -138,13 +138,14 @@ def test_flagcx_dir_accepted(sets):
 
 
 def test_flagcx_dir_follows_the_workspace():
-    """Moving the workspace away from the default flagcx.dir is caught too, naming the new
-    workspace in the fix."""
+    """The default flagcx.dir follows a moved workspace; one given explicitly outside it is
+    refused, naming the workspace in the fix."""
     from containerctl.errors import ProfileError
     from containerctl.profiles import flagcx_dir_problem, load_profile
+    moved = ["container.workspace=/data", "container.workdir=/data"]
+    assert load_profile("cpu-selftest", moved, site=False).flagcx.dir == "/data/FlagCX"
     with pytest.raises(ProfileError) as e:
-        load_profile("cpu-selftest", ["container.workspace=/data", "container.workdir=/data"],
-                     site=False)
+        load_profile("cpu-selftest", moved + ["flagcx.dir=/workspace/FlagCX"], site=False)
     assert "not under the workspace (/data)" in e.value.message
     assert "flagcx.dir=/data/FlagCX" in e.value.hint
     # no workspace at all: only the system-directory rules apply
