@@ -3,11 +3,14 @@ containerctl.results.store. Only typer is imported at module level (`containerct
 stay fast); everything else is imported inside the commands."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
 
 from .errors import UsageError
+
+MAX_NRANKS = 4096   # as profiles' flagcx.nranks: 100000000 made import take 7 GB
 
 _FORMATS = ("table", "md", "html", "json", "junit")
 
@@ -27,6 +30,9 @@ def _write(output: str, text: str) -> None:
     from .paths import atomic_write
 
     p = Path(output).expanduser()
+    if p.exists() and not p.is_file():
+        raise UsageError(f"--output {output} is not a regular file",
+                         hint="give a file path, or leave --output out to print to stdout")
     try:
         atomic_write(p, text)
     except OSError as e:
@@ -190,12 +196,22 @@ def results_import(
     label: Optional[str] = typer.Option(None, "--label", "-l", help="Name shown in reports and plots (e.g. A800)."),
     platform: Optional[str] = typer.Option(None, "--platform", "-p", help="Platform/profile name (nvidia-a800, metax-c550, kunlunxin-p800, …): selects the reference values."),
     coll: str = typer.Option("allreduce", "--coll", help="Collective the perf output measured."),
-    nranks: int = typer.Option(2, "--nranks", "-n", help="Number of ranks the run used (bus factor, buffer check)."),
+    nranks: int = typer.Option(2, "--nranks", "-n", min=1, max=MAX_NRANKS, help="Number of ranks the run used (bus factor, buffer check): 1 to 4096."),
     kind: str = typer.Option("flagcx-perf", "--kind", help="flagcx-perf | nccl-tests | torch-example | flagscale"),
 ):
     """Import a raw output file as a run (prints the new run id)."""
+    from .logread import parse_limit
     from .results import store
 
+    try:
+        size = os.stat(os.path.expanduser(file)).st_size
+    except OSError:
+        size = 0          # import_text names a missing or unreadable file
+    if size > parse_limit():
+        raise UsageError(f"{file} is {size / 2**20:.0f} MiB; containerctl imports at most "
+                         f"{parse_limit() >> 20} MiB of output",
+                         "import the part that holds the results (e.g. grep the perf lines into "
+                         "a new file), or raise CONTAINERCTL_PARSE_LIMIT_MB")
     run_id = store.import_text(file, kind=kind, label=label, platform=platform, coll=coll, nranks=nranks)
     run = store.load_run(run_id)
     checks = [c for rec in run["records"].values() for c in rec.get("checks", [])]

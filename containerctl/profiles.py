@@ -24,6 +24,12 @@ from .errors import NotFound, ProfileError, UsageError
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB]?)\s*$")
 _MULT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# bounds on numbers where they enter (issue 18): past these nothing real runs, and a typo (an
+# extra digit, a wrong unit) would hang a run for years or size a buffer past any device
+MAX_TIMEOUT_S = 7 * 24 * 3600      # a stage timeout: one week
+MAX_PERF_BYTES = 1 << 40           # a perf message size: 1T, more than any device holds today
+MAX_ITERS = 1_000_000              # perf -n / -w
+MAX_FACTOR = 1024                  # perf -f
 
 
 def parse_size(value: Union[str, int], what: str = "size") -> int:
@@ -39,6 +45,31 @@ def parse_size(value: Union[str, int], what: str = "size") -> int:
         raise ValueError(f"{what} {value!r} is not a size: use a number with K, M, G or T "
                          f"(e.g. 64G)")
     return int(float(m.group(1)) * _MULT[m.group(2).lower()])
+
+
+def check_perf_size(value: Union[str, int], what: str = "perf size") -> int:
+    """A perf message size, in bytes, at most MAX_PERF_BYTES."""
+    n = parse_size(value, what)
+    if n > MAX_PERF_BYTES:
+        raise ValueError(f"{what} {value!r} is above 1T (no device holds a buffer that large): "
+                         "use a size such as 4G")
+    return n
+
+
+def check_perf_range(begin: Union[str, int], end: Union[str, int]) -> None:
+    """-b ≤ -e: a sweep whose first size is above its last measures nothing."""
+    b, e = check_perf_size(begin, "perf begin"), check_perf_size(end, "perf end")
+    if b > e:
+        raise ValueError(f"perf begin {begin} is above end {end}: the sweep would measure "
+                         "nothing (make begin ≤ end)")
+
+
+def check_timeout(value: Any, what: str = "timeout") -> int:
+    """A timeout in seconds, from 1 to MAX_TIMEOUT_S (a week)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT_S:
+        raise ValueError(f"{what} {value!r}: give whole seconds from 1 to {MAX_TIMEOUT_S} "
+                         "(a week)")
+    return value
 
 
 ULIMIT_NAMES = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
@@ -287,9 +318,9 @@ class PerfOpts(_Strict):
     op: Optional[str] = "sum"        # -o, likewise
     begin: str = "128K"
     end: str = "4G"
-    factor: int = Field(2, ge=2)
-    warmup: int = Field(5, ge=0)
-    iters: int = Field(20, ge=1)
+    factor: int = Field(2, ge=2, le=MAX_FACTOR)
+    warmup: int = Field(5, ge=0, le=MAX_ITERS)
+    iters: int = Field(20, ge=1, le=MAX_ITERS)
     print_buffer: bool = True
     extra_args: list[str] = Field(default_factory=list)
     mpirun_args: list[str] = Field(default_factory=list)
@@ -312,8 +343,14 @@ class PerfOpts(_Strict):
     @field_validator("begin", "end", mode="before")
     @classmethod
     def _sizes(cls, v):
-        parse_size(v, "perf size")
+        check_perf_size(v)
         return str(v)
+
+    @field_validator("end")
+    @classmethod
+    def _order(cls, v, info):
+        check_perf_range(info.data.get("begin", "128K"), v)
+        return v
 
 
 class UnittestOpts(_Strict):
@@ -323,7 +360,7 @@ class UnittestOpts(_Strict):
     known_build_failures: list[str] = Field(default_factory=list)  # components allowed not to build
     exclude: list[str] = Field(default_factory=list)   # not run at all (--gtest_filter=-…): cases
                                                        # that hang on this platform
-    timeout_per_binary: int = Field(600, ge=1)
+    timeout_per_binary: int = Field(600, ge=1, le=MAX_TIMEOUT_S)
     components: Optional[list[str]] = None   # default: every component the checkout lists
 
     @field_validator("known_failures", "known_build_failures", "components", "exclude")
@@ -339,6 +376,13 @@ class StageOpts(_Strict):
     only: Optional[list[str]] = None      # the stages that apply (default: all that can)
     timeouts: dict[str, int] = Field(default_factory=dict)
     perf: PerfOpts = Field(default_factory=PerfOpts)
+
+    @field_validator("timeouts")
+    @classmethod
+    def _timeouts(cls, v):
+        for stage, t in v.items():
+            check_timeout(t, f"stages.timeouts.{stage}")
+        return v
     unittest: UnittestOpts = Field(default_factory=UnittestOpts)
     torch: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -651,7 +695,7 @@ def parse_set(expr: str) -> tuple[list[str], Any]:
     if keys[-1] == "name":   # a name is the text as typed (`010` is not the number 8)
         return keys, raw.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yamlio.safe_load(raw) if raw.strip() else ""   # depth-bounded
     except yaml.YAMLError:
         value = raw
     if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in raw:
@@ -877,7 +921,7 @@ def input_files(name: str) -> list[str]:
         f = find_profile_file(cur)
         out.append(str(f))
         try:
-            cur = (yaml.safe_load(f.read_text()) or {}).get("extends")
+            cur = (yamlio.safe_load(f.read_text()) or {}).get("extends")
         except (yaml.YAMLError, AttributeError):
             cur = None
     env = os.environ.get("CONTAINERCTL_SITE")

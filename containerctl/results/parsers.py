@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..errors import UsageError
 
@@ -47,8 +47,17 @@ def strip_prefix(line: str) -> str:
     return line
 
 
-def _lines(text: str) -> list[str]:
-    return [strip_prefix(l) for l in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` (split at \r\n, \r and \n), prefixes stripped, one at a time: no
+    copy of the text and no list of all its lines is made (a stage may print gigabytes)."""
+    pos = 0
+    for m in _EOL.finditer(text):
+        yield strip_prefix(text[pos:m.start()])
+        pos = m.end()
+    yield strip_prefix(text[pos:])
 
 
 def _float(s: str) -> float:

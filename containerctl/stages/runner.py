@@ -20,6 +20,7 @@ from .. import __version__, paths
 from ..engine import LABEL_PREFIX as LABEL
 from ..engine import Engine
 from ..errors import StageError, UsageError
+from ..logread import LineSplitter, LogFile, ParseBuffer, log_error
 from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
 from ..flagscale import driver_args as flagscale_driver_args
@@ -699,10 +700,9 @@ class Pipeline:
         from ..results import store
         name = (plug.name if plug and plug.name else None) or sd.name
         log_path = store.run_dir(run_id) / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         started, t0 = now(), time.monotonic()
         ctx = self._context(plug)
-        with open(log_path, "ab") as logf:
+        with LogFile(log_path) as logf:
             def log_text(s: str):
                 logf.write((s if s.endswith("\n") else s + "\n").encode())
                 logf.flush()
@@ -733,18 +733,17 @@ class Pipeline:
                             duration=0.0)
                 return oc
             self.status(f"{name}: running (log {log_path})")
-            buf = bytearray()
-            pending = bytearray()
+            # memory bounded whatever the stage prints (logread.py): the log gets all of it,
+            # the parser its head and tail, the screen whole lines cut at MAX_LINE
+            buf = ParseBuffer()
+            pending = LineSplitter()
 
             def on_output(chunk: bytes):
                 buf.extend(chunk)
-                logf.write(chunk)
+                logf.write(chunk)     # LogFile: a full disk is kept in logf.error, said below
                 logf.flush()
-                pending.extend(chunk)
-                while b"\n" in pending:
-                    i = pending.index(b"\n")
-                    self.echo(name, pending[:i].decode("utf-8", "replace"))
-                    del pending[:i + 1]
+                for ln in pending.feed(chunk):
+                    self.echo(name, ln)
 
             fp = ""
             timeout = int(self.options.get("timeout") or
@@ -779,9 +778,18 @@ class Pipeline:
                 if exc.hint:
                     log_text(f"  fix: {exc.hint}")
                 buf.extend(f"error: {exc.message}\n".encode())
-            if pending:
-                self.echo(name, pending.decode("utf-8", "replace"))
-        text = buf.decode("utf-8", "replace")
+            rest = pending.rest()
+            if rest:
+                self.echo(name, rest)
+        if logf.error is not None:
+            raise log_error(log_path, logf.error)
+        text = buf.text()
+        if buf.dropped:
+            extra_checks = extra_checks + [{
+                "name": "output read", "ok": False,
+                "detail": f"the stage printed {buf.total} bytes; containerctl parsed the first "
+                          f"and last {buf.limit // 2 >> 20} MiB (CONTAINERCTL_PARSE_LIMIT_MB "
+                          f"raises it) — the full output is in {log_path}"}]
         try:
             metrics, checks, repro = C.run_parser(sd.parse, text, ctx)
         except Exception as exc:  # a parser bug must not lose the run

@@ -53,7 +53,8 @@ def failure_blocks(run: dict[str, Any]) -> list[tuple[str, list[str]]]:
             continue
         log = base / (rec.get("log") or f"logs/{stage}.log")
         try:
-            text = log.read_text(errors="replace")
+            from ..logread import read_bounded
+            text, _ = read_bounded(log)       # head and tail of a huge log, never all of it
         except OSError:
             text = ""
         title = f"{stage} {rec.get('status')}: {rec.get('message') or ''}".rstrip(": ")
