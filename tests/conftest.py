@@ -3,6 +3,7 @@ in CI (CI=true) a missing engine is a failure, never a silent skip."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The CLIs the tests start must meet SIGINT as a user's terminal would. A shell starts a
+# background job (`nohup pytest … &`, `… &` in a script) with SIGINT ignored, every child
+# inherits that ignore across exec, and Python then installs no KeyboardInterrupt handler: the
+# tests that interrupt a run with SIGINT waited for ever. Restore the default here, once, so the
+# children exec with SIGINT at its default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
