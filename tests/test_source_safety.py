@@ -193,10 +193,11 @@ def _fifo_outside(tmp_path):
 
 LINK_CLASSES = {
     # name: (where the link is, its target (a callable makes one outside the tree), phrase)
-    "dev-zero": ("zero", "/dev/zero", "absolute path /dev/zero"),
+    "dev-zero": ("zero", "/dev/zero", "/dev/zero, a device file"),
     "dev-zero-relative": ("sub/zero", "../../../../../../../../../../../dev/zero",
                           "leaves the source tree"),
-    "fifo-outside": ("pipe", _fifo_outside, "absolute path"),
+    "fifo-outside": ("pipe", _fifo_outside, "a FIFO (named pipe), outside the source tree"),
+    "absolute-inside": ("abs", lambda tmp: str(tmp / "src" / "a.c"), "absolute path"),
     "out-of-tree": ("sub/up", "../../secret.txt", "leaves the source tree"),
     "dangling": ("sub/gone", "nothing-here.c", "dangling symlink"),
     "loop": ("loop1", "loop2", "symlink loop"),

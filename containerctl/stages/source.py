@@ -87,14 +87,10 @@ def _link_problem(link: Path, rel_dir: str, root_real: str) -> str | None:
         target = os.readlink(link)
     except OSError as exc:
         return f"is a symlink that cannot be read ({exc.strerror})"
-    if os.path.isabs(target):
-        where = "inside" if (target + "/").startswith(root_real + "/") else "outside"
-        return (f"is a symlink to the absolute path {target} ({where} the tree; in the "
-                "container it would point elsewhere): make it relative or replace it with "
-                "the file")
-    lexical = os.path.normpath(os.path.join(rel_dir, target))
-    if lexical == ".." or lexical.startswith("../"):
-        return f"is a symlink to {target}, which leaves the source tree"
+    if not os.path.isabs(target):
+        lexical = os.path.normpath(os.path.join(rel_dir, target))
+        if lexical == ".." or lexical.startswith("../"):
+            return f"is a symlink to {target}, which leaves the source tree"
     try:
         real = os.path.realpath(link, strict=True)
     except FileNotFoundError:
@@ -103,14 +99,19 @@ def _link_problem(link: Path, rel_dir: str, root_real: str) -> str | None:
         if exc.errno == errno.ELOOP:
             return f"is a symlink loop ({target} leads back to itself)"
         return f"is a symlink that cannot be followed ({exc.strerror})"
-    if real != root_real and not real.startswith(root_real + os.sep):
-        return f"is a symlink to {target}, which resolves to {real}, outside the source tree"
+    inside = real == root_real or real.startswith(root_real + os.sep)
     try:
         mode = os.stat(real).st_mode      # `real` holds no link: nothing loops, nothing opens
     except OSError as exc:
         return f"is a symlink whose target cannot be read ({exc.strerror})"
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return f"is a symlink to {real}, {_kind(mode)}"
+        return f"is a symlink to {real}, {_kind(mode)}" + ("" if inside else
+                                                           ", outside the source tree")
+    if not inside:
+        return f"is a symlink to {target}, which resolves to {real}, outside the source tree"
+    if os.path.isabs(target):
+        return (f"is a symlink to the absolute path {target}: in the container it would point "
+                "elsewhere; make it relative")
     if stat.S_ISDIR(mode):
         here = os.path.realpath(link.parent)
         if here == real or here.startswith(real + os.sep):
