@@ -294,3 +294,18 @@ def test_runbook_preset_keeps_the_examples_model_and_sets_the_runbooks_edits(tmp
     top = yaml.safe_load((conf / "train.yaml").read_text())
     assert top["defaults"] == ["_self_", {"train": "cctl"}]   # the example's order kept
     assert top["experiment"]["envs"]["FLAGCX_DEBUG"] == "INFO"
+
+
+def test_report_plots_the_loss_curve(tmp_path):
+    from containerctl.report import render_html
+    rc, out = drive(tmp_path, layout(tmp_path, "submodule"), "--iterations", "5")
+    metrics, checks, _ = judge(out, {})
+    run = {"run_id": "r1", "status": "passed",
+           "records": {"train": {"status": "passed", "metrics": metrics, "checks": checks}}}
+    html = render_html([run])
+    assert "<h3>training loss</h3>" in html and html.count("<polyline") == 1
+    # five points, the first loss highest (11) and the last lowest (2.2): y grows downwards
+    pts = [tuple(map(float, p.split(","))) for p in
+           html.split('points="', 1)[1].split('"', 1)[0].split()]
+    assert len(pts) == 5 and pts[0][1] < pts[-1][1]
+    assert "flagcx: 11 → 2.2" in html and "ms / iteration (median): 1234.5" in html
