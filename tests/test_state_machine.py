@@ -10,7 +10,11 @@ commands, and damaged files (stage state, up cache, run and stage records). Afte
   interrupted, 2 = refused and nothing stored); never 70, never a traceback;
 * the stage state never claims a pass its run record does not show;
 * at most one container per name; no workspace volume left after `down --volumes`;
-* no stage process left in the container (only its init and `sleep infinity`).
+* no stage process left in the container (only its init and `sleep infinity`);
+* the container and its workspace volume carry containerctl's labels (made by it, for it).
+
+Two CONTAINERCTL_HOMEs drive the one container (each step is drawn from either home, as two
+people sharing an engine would): the invariants hold for the runs and states of both.
 
 Bounded for CI: a few examples of a few steps each, small perf sizes, one container."""
 from __future__ import annotations
@@ -68,8 +72,10 @@ class Walk(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        # a home of its own per walk: what an earlier walk damaged is not this one's business
-        self.home = Path(tempfile.mkdtemp(prefix="walk-home-", dir=self.tmp))
+        # homes of its own per walk: what an earlier walk damaged is not this one's business
+        self.homes = [Path(tempfile.mkdtemp(prefix=f"walk-home{i}-", dir=self.tmp))
+                      for i in (1, 2)]
+        self.home = self.homes[0]
         os.environ["CONTAINERCTL_HOME"] = str(self.home)   # the test's monkeypatch restores it
         self.damaged: set[Path] = set()     # records this walk damaged on purpose
         self.faulty_runs: set[str] = set()  # run ids whose stages ran from a faulty tree
@@ -81,13 +87,16 @@ class Walk(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ helpers
     def runs(self) -> list[Path]:
-        root = self.home / "results"
-        return sorted(root.glob("*/run.json")) if root.is_dir() else []
+        out: list[Path] = []
+        for h in self.homes:
+            root = h / "results"
+            out += sorted(root.glob("*/run.json")) if root.is_dir() else []
+        return out
 
-    def cli(self, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-        before = {p.parent.name for p in self.runs()}
-        r = cli(*args, timeout=timeout)
-        self.log.append(f"{' '.join(args)} -> {r.returncode}")
+    def cli(self, *args: str, timeout: int = 300, who: int = 0) -> subprocess.CompletedProcess:
+        before = {p.parent for p in self.runs()}
+        r = cli(*args, timeout=timeout, env={"CONTAINERCTL_HOME": str(self.homes[who])})
+        self.log.append(f"[home{who + 1}] {' '.join(args)} -> {r.returncode}")
         self.check_exit(args, r.returncode, r.stdout + r.stderr)
         self.check_new_runs(args, r.returncode, before)
         return r
@@ -96,8 +105,8 @@ class Walk(RuleBasedStateMachine):
         assert code in ALLOWED, f"{args}: exit {code}\n{out[-3000:]}"
         assert "Traceback" not in out and "internal error" not in out, f"{args}:\n{out[-3000:]}"
 
-    def check_new_runs(self, args, code: int, before: set[str]) -> None:
-        new = [p for p in self.runs() if p.parent.name not in before]
+    def check_new_runs(self, args, code: int, before: set[Path]) -> None:
+        new = [p for p in self.runs() if p.parent not in before]
         if code == 2:
             assert not new, f"{args}: refused (exit 2) but stored {[p.parent.name for p in new]}"
             return
@@ -144,44 +153,46 @@ class Walk(RuleBasedStateMachine):
                  "--only", "build")
         self.up_now = True
 
-    @rule(shm=st.sampled_from([None, "320M"]))
-    def up(self, shm):
+    @rule(shm=st.sampled_from([None, "320M"]), who=st.sampled_from([0, 1]))
+    def up(self, shm, who):
         extra = ["--set", f"container.shm_size={shm}"] if shm else []
-        r = self.cli("up", "--profile", "cpu-selftest", "--name", self.name, *extra)
+        r = self.cli("up", "--profile", "cpu-selftest", "--name", self.name, *extra, who=who)
         assert r.returncode == 0, r.stdout + r.stderr
         self.volumes_gone, self.up_now = False, True
 
     @rule(stages=st.sampled_from([("deps", "build", "perf"), ("deps",), ("build", "perf"),
                                   ("perf",), ("build",)]),
           source=st.sampled_from(["embedded", "good", "corrupt", "exit0", "crash-rank1"]),
-          force=st.booleans())
-    def run(self, stages, source, force):
+          force=st.booleans(), who=st.sampled_from([0, 1]))
+    def run(self, stages, source, force, who):
         args = ["run", "--profile", "cpu-selftest", "--name", self.name, "-q", *SMALL,
                 *self.stage_args(source)]
         for s in stages:
             args += ["--only", s]
         if force:
             args.append("--force")
-        self.cli(*args)
+        self.cli(*args, who=who)
         # run brings the container up before any stage is chosen or refused. (Preconditions
         # read only what the drawn steps decide, never a result: hypothesis replays steps.)
         self.up_now, self.volumes_gone = True, False
 
     @precondition(lambda self: self.up_now)
     @rule(stage=st.sampled_from(["deps", "build", "perf"]),
-          source=st.sampled_from(["embedded", "good", "corrupt"]))
-    def exec_stage(self, stage, source):
-        self.cli("exec-stage", stage, "--name", self.name, "-q", *SMALL, *self.stage_args(source))
+          source=st.sampled_from(["embedded", "good", "corrupt"]), who=st.sampled_from([0, 1]))
+    def exec_stage(self, stage, source, who):
+        self.cli("exec-stage", stage, "--name", self.name, "-q", *SMALL, *self.stage_args(source),
+                 who=who)
 
     @precondition(lambda self: self.up_now and self.interrupts < 2)   # the costly step
-    @rule()
-    def interrupt(self):
+    @rule(who=st.sampled_from([0, 1]))
+    def interrupt(self, who):
         """exec-stage perf with large sizes, SIGINT once its ranks run: exit 130, recorded
         interrupted, nothing left running (checked by the invariants)."""
         self.interrupts += 1
-        before = {p.parent.name for p in self.runs()}
+        before = {p.parent for p in self.runs()}
         p = subprocess.Popen([_exe(), "exec-stage", "perf", "--name", self.name, "-q", *BIG],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ, CONTAINERCTL_HOME=str(self.homes[who])))
         deadline = time.time() + 30
         while time.time() < deadline and p.poll() is None:
             if "perf_allreduce" in _docker("exec", self.name, "ps", "-eo", "args") or \
@@ -197,14 +208,14 @@ class Walk(RuleBasedStateMachine):
             p.kill()
             out, _ = p.communicate()
             raise AssertionError(f"exec-stage perf did not stop within 60 s of SIGINT: {out}")
-        self.log.append(f"exec-stage perf (SIGINT) -> {p.returncode}")
+        self.log.append(f"[home{who + 1}] exec-stage perf (SIGINT) -> {p.returncode}")
         args = ("exec-stage", "perf")
         self.check_exit(args, p.returncode, out)
         self.check_new_runs(args, p.returncode, before)
 
-    @rule(volumes=st.booleans())
-    def down(self, volumes):
-        r = self.cli("down", "--name", self.name, *(["--volumes"] if volumes else []))
+    @rule(volumes=st.booleans(), who=st.sampled_from([0, 1]))
+    def down(self, volumes, who):
+        r = self.cli("down", "--name", self.name, *(["--volumes"] if volumes else []), who=who)
         self.up_now = False
         if r.returncode == 0:
             self.volumes_gone = volumes
@@ -212,10 +223,11 @@ class Walk(RuleBasedStateMachine):
                 self.built = None           # the workspace (and the tree) went with it
 
     @rule(what=st.sampled_from(["state", "upcache", "run", "stage", "lying-state"]),
-          text=st.sampled_from(DAMAGE))
-    def damage(self, what, text):
+          text=st.sampled_from(DAMAGE), who=st.sampled_from([0, 1]))
+    def damage(self, what, text, who):
+        home = self.homes[who]
         if what in ("state", "lying-state"):
-            f = self.home / "state" / f"{self.name}.json"
+            f = home / "state" / f"{self.name}.json"
             if what == "lying-state":
                 # the right shape, the right container, but a pass no run ever recorded
                 info = _docker("inspect", "--format", "{{.Id}}", self.name).strip()
@@ -224,9 +236,9 @@ class Walk(RuleBasedStateMachine):
                     for s in ("deps", "build")}})
                 self.built = None           # perf may now run on whatever tree is there
         elif what == "upcache":
-            f = self.home / "cache" / "up.json"
+            f = home / "cache" / "up.json"
         else:
-            runs = self.runs()
+            runs = [r for r in self.runs() if home in r.parents]
             if not runs:
                 return
             d = runs[-1].parent
@@ -235,13 +247,13 @@ class Walk(RuleBasedStateMachine):
             self.damaged.add(f)
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(text)
-        self.log.append(f"damage {f.relative_to(self.home)} <- {text[:30]!r}")
+        self.log.append(f"damage home{who + 1}/{f.relative_to(home)} <- {text[:30]!r}")
 
     @rule(cmd=st.sampled_from([("status",), ("results", "list"), ("report", "latest"),
-                               ("ps",)]))
-    def read(self, cmd):
+                               ("ps",)]), who=st.sampled_from([0, 1]))
+    def read(self, cmd, who):
         args = list(cmd) + (["--name", self.name] if cmd == ("status",) else [])
-        self.cli(*args)
+        self.cli(*args, who=who)
 
     def teardown(self):
         if os.environ.get("CCTL_WALK_VERBOSE"):
@@ -274,7 +286,7 @@ class Walk(RuleBasedStateMachine):
                         f"{rid}: perf passed on a fault-planted tree: {rec.get('checks')}"
                 if rec["status"] == "skipped" and rec.get("previous_run") not in (None,
                                                                                   "no-such-run"):
-                    prev = self.home / "results" / rec["previous_run"] / f"{s}.json"
+                    prev = p.parent.parent / rec["previous_run"] / f"{s}.json"
                     if prev not in self.damaged and prev.parent / "run.json" not in self.damaged:
                         pr = _read(prev)
                         assert isinstance(pr, dict) and pr.get("status") == "passed", \
@@ -293,25 +305,41 @@ class Walk(RuleBasedStateMachine):
 
     @invariant()
     def state_claims_are_recorded(self):
-        f = self.home / "state" / f"{self.name}.json"
-        st_ = _read(f)
-        if not isinstance(st_, dict) or not isinstance(st_.get("stages"), dict):
-            return      # damaged (by this walk): the next command drops it with a warning
-        for s, e in st_["stages"].items():
-            if isinstance(e, dict) and e.get("status") == "passed" and \
-                    e.get("run_id") != "no-such-run":   # planted by damage(lying-state)
-                rec = self.home / "results" / str(e.get("run_id")) / f"{s}.json"
-                if rec in self.damaged:
-                    continue
-                r = _read(rec)
-                assert isinstance(r, dict) and r.get("status") == "passed", \
-                    f"state says {s} passed in {e.get('run_id')}; its record: {r}"
+        for home in self.homes:
+            f = home / "state" / f"{self.name}.json"
+            st_ = _read(f)
+            if not isinstance(st_, dict) or not isinstance(st_.get("stages"), dict):
+                continue    # damaged (by this walk): the next command drops it with a warning
+            for s, e in st_["stages"].items():
+                if isinstance(e, dict) and e.get("status") == "passed" and \
+                        e.get("run_id") != "no-such-run":   # planted by damage(lying-state)
+                    # a home's state names a run recorded in that home (or, where the state
+                    # is kept in the container, in the other home)
+                    recs = [h / "results" / str(e.get("run_id")) / f"{s}.json"
+                            for h in [home] + [h for h in self.homes if h != home]]
+                    if any(rec in self.damaged for rec in recs):
+                        continue
+                    rs = [_read(rec) for rec in recs if rec.exists()]
+                    assert rs and all(isinstance(r, dict) and r.get("status") == "passed"
+                                      for r in rs[:1]), \
+                        f"{home.name} state says {s} passed in {e.get('run_id')}; its record: {rs}"
 
     @invariant()
     def one_container_and_no_orphans(self):
         names = _docker("ps", "-a", "--filter", f"name=^/{self.name}$", "--format",
                         "{{.Names}}").split()
         assert len(names) <= 1, names
+        if names:   # made by containerctl, for this container, and so is its workspace volume
+            labels = json.loads(_docker("inspect", "--format", "{{json .Config.Labels}}",
+                                        self.name) or "{}") or {}
+            assert labels.get("io.containerctl.managed") == "1", labels
+            assert labels.get("io.containerctl.creation-id"), labels
+            vol = labels.get("io.containerctl.workspace-volume")
+            if vol:
+                vl = json.loads(_docker("volume", "inspect", "--format", "{{json .Labels}}",
+                                        vol) or "null") or {}
+                assert vl.get("io.containerctl.managed") == "1" and \
+                    vl.get("io.containerctl.volume-of") == self.name, (vol, vl)
         if self.volumes_gone:
             vols = [v for v in _docker("volume", "ls", "--format", "{{.Name}}").split()
                     if v.startswith(self.name)]
