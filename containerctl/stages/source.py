@@ -97,7 +97,7 @@ def _link_problem(link: Path, rel_dir: str, root_real: str) -> str | None:
         return f"is a dangling symlink (its target {target} does not exist)"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return f"is a symlink loop ({target} leads back to itself)"
+            return f"is a symlink loop (following {target} leads back to it)"
         return f"is a symlink that cannot be followed ({exc.strerror})"
     inside = real == root_real or real.startswith(root_real + os.sep)
     try:
