@@ -101,9 +101,9 @@ def _pipe_run(view, pipe, stages, **kw) -> int:
     return view.finish(run_id, outcomes)
 
 
-def _opts(coll, all_colls, source, timeout, command: str) -> dict:
+def _opts(coll, all_colls, source, timeout, command: str, variant=None) -> dict:
     return {"colls": coll, "all_colls": all_colls, "source": source, "timeout": timeout,
-            "command": command}
+            "command": command, "variants": list(variant or [])}
 
 
 def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
@@ -111,7 +111,8 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
             only: Optional[List[str]] = None, force: bool = False,
             coll: Optional[List[str]] = None, all_colls: bool = False,
             source: Optional[str] = None, timeout: Optional[int] = None, quiet: bool = False,
-            verbose: bool = False, set_: Optional[List[str]] = None) -> int:
+            verbose: bool = False, set_: Optional[List[str]] = None,
+            variant: Optional[List[str]] = None) -> int:
     from . import lifecycle
     from .engine import get_engine
     from .stages.defs import get_def
@@ -124,6 +125,10 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     engine = get_engine()
     # the container's kept settings (its last run's, else its creation's) under the given ones
     p, set_ = lifecycle.run_settings(engine, profile, name, set_, _say)
+    if variant:
+        from .flagcx.variants import check_asked
+        from .stages.defs import stage_names
+        check_asked(p, list(only or stage_names()), variant)   # refused before anything is made
     view = make_view(quiet, verbose, title=f"containerctl run · {p.name}")
     with view:          # one live view from the image build to the last stage
         res = lifecycle.up(engine, p, name, on_line=view.up_line, on_status=view.up_status,
@@ -135,7 +140,8 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
         else:
             view.up_done(f"{res.name}: {'up to date' if res.action == 'noop' else res.action}")
         view.title = f"containerctl run · {p.name} → {res.name}"
-        pipe = Pipeline(engine, p, res.name, _opts(coll, all_colls, source, timeout, "run"),
+        pipe = Pipeline(engine, p, res.name, _opts(coll, all_colls, source, timeout, "run",
+                                                   variant),
                         **pipeline_callbacks(Pipeline, view))
         stages = pipe.select(from_, until, only)
         # what can refuse the run is asked before its settings are recorded in the container
@@ -156,7 +162,7 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
                    force: bool = True, coll: Optional[List[str]] = None,
                    all_colls: bool = False, source: Optional[str] = None,
                    timeout: Optional[int] = None, quiet: bool = False, verbose: bool = False,
-                   set_: Optional[List[str]] = None) -> int:
+                   set_: Optional[List[str]] = None, variant: Optional[List[str]] = None) -> int:
     from . import lifecycle
     from .engine import get_engine
     # the container's last-run settings, read while the rest is imported and loaded
@@ -173,8 +179,12 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
     # the settings the container was last run (or brought up) with, the command's on top
     p, _ = lifecycle.settings_profile(engine, c, profile, set_, load_profile, _say,
                                       prefetch=early)
+    if variant:
+        from .flagcx.variants import check_asked
+        check_asked(p, [stage], variant)
     view = make_view(quiet, verbose, title=f"containerctl exec-stage {stage} · {target}")
-    pipe = Pipeline(engine, p, target, _opts(coll, all_colls, source, timeout, "exec-stage"),
+    pipe = Pipeline(engine, p, target, _opts(coll, all_colls, source, timeout, "exec-stage",
+                                             variant),
                     **pipeline_callbacks(Pipeline, view))
     return _pipe_run(view, pipe, [sd], force=force, explicit=True)
 
@@ -248,12 +258,15 @@ def register(app) -> None:
                                        "and the results path."),
             verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream the stages' raw "
                                          "output (protocol lines and traces included)."),
-            set_: Optional[List[str]] = typer.Option(None, "--set")):
+            set_: Optional[List[str]] = typer.Option(None, "--set"),
+            variant: Optional[List[str]] = typer.Option(None, "--variant", help="Run the perf/"
+                                                        "unittest stages under these profile "
+                                                        "variants (or all).")):
         """Bring the profile's container up and run the stages in order
         (deps → build → perf → torch → train → hetero), skipping those already passed.
         On a terminal a live view shows each stage; piped, timestamped plain lines."""
         done(run_cmd(profile, name, from_, until, only, force, coll, all_colls, source, timeout,
-                     quiet, verbose, set_))
+                     quiet, verbose, set_, variant))
 
     @app.command("exec-stage")
     def exec_stage(stage: str = typer.Argument(..., help="deps, build, perf, torch, train, …"),
@@ -267,10 +280,13 @@ def register(app) -> None:
                    timeout: Optional[int] = typer.Option(None, "--timeout", min=1),
                    quiet: bool = typer.Option(False, "--quiet", "-q"),
                    verbose: bool = typer.Option(False, "--verbose", "-v"),
-                   set_: Optional[List[str]] = typer.Option(None, "--set")):
+                   set_: Optional[List[str]] = typer.Option(None, "--set"),
+                   variant: Optional[List[str]] = typer.Option(None, "--variant", help="A "
+                                                               "variant of the stage from the "
+                                                               "profile (or all).")):
         """Run one stage in the existing container (its prerequisites must have passed)."""
         done(exec_stage_cmd(stage, profile, name, force, coll, all_colls, source, timeout,
-                            quiet, verbose, set_))
+                            quiet, verbose, set_, variant))
 
     @app.command("status")
     def status(profile: Optional[str] = typer.Option(None, "--profile", "-p"),

@@ -11,13 +11,14 @@ import os
 import sys
 
 _EXEC_VALUES = {"--profile": "profile", "-p": "profile", "--name": "name", "--coll": "coll",
-                "--source": "source", "--timeout": "timeout", "--set": "set_"}
+                "--source": "source", "--timeout": "timeout", "--set": "set_",
+                "--variant": "variant"}
 _EXEC_FLAGS = {"--force": ("force", True), "--no-force": ("force", False),
                "--all": ("all_colls", True), "--quiet": ("quiet", True), "-q": ("quiet", True),
                "--verbose": ("verbose", True), "-v": ("verbose", True)}
 _STATUS_VALUES = {"--profile": "profile", "-p": "profile", "--name": "name"}
 _STATUS_FLAGS = {"--json": ("json_out", True)}
-_REPEAT = ("coll", "set_")
+_REPEAT = ("coll", "set_", "variant")
 
 
 def parse(argv: list[str]) -> tuple[str, dict] | None:

@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -295,8 +295,9 @@ class FlagCXOpts(_Strict):
     mpi_home: Optional[str] = None
     mpi_link: Optional[str] = None        # e.g. "-lmpi_cxx -lmpi"
     visible_devices_env: Optional[str] = None              # CUDA_VISIBLE_DEVICES …
-    visible_devices: Optional[str] = None                  # "0,1"
-    nranks: int = Field(2, ge=1, le=4096)
+    visible_devices: Optional[str] = None                  # "0,1" | auto (from nranks)
+    nranks: Union[int, Literal["auto"]] = 2                # auto: one rank per device seen
+    compile_kernel: Union[bool, Literal["auto"]] = False   # auto: COMPILE_KERNEL=1 where read
     dir: str = "/workspace/FlagCX"                         # where the source lives in the container
     env: dict[str, str] = Field(default_factory=dict)      # carried into every stage and mpirun -x
 
@@ -311,6 +312,17 @@ class FlagCXOpts(_Strict):
     _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
     _env_keys = field_validator("env")(classmethod(lambda cls, v: check_env_keys(v)))
 
+    @field_validator("nranks")
+    @classmethod
+    def _nranks(cls, v):
+        if isinstance(v, int) and not isinstance(v, bool) and not 1 <= v <= 4096:
+            raise ValueError(f"nranks {v} must be between 1 and 4096, or auto (one rank per "
+                             "device the container sees)")
+        return v
+
+
+from .flagcx.variants import Variant  # noqa: E402  (the variant model lives with the FlagCX facts)
+
 
 class PerfOpts(_Strict):
     colls: list[str] = Field(default_factory=lambda: ["allreduce"])
@@ -324,6 +336,14 @@ class PerfOpts(_Strict):
     print_buffer: bool = True
     extra_args: list[str] = Field(default_factory=list)
     mpirun_args: list[str] = Field(default_factory=list)
+    variants: dict[str, Variant] = Field(default_factory=dict)   # exec-stage perf --variant NAME|all
+
+    @field_validator("variants")
+    @classmethod
+    def _vnames(cls, v):
+        from .flagcx.variants import check_variant_names
+        check_variant_names(v)
+        return v
 
     @field_validator("colls")
     @classmethod
@@ -362,6 +382,14 @@ class UnittestOpts(_Strict):
                                                        # that hang on this platform
     timeout_per_binary: int = Field(600, ge=1, le=MAX_TIMEOUT_S)
     components: Optional[list[str]] = None   # default: every component the checkout lists
+    variants: dict[str, Variant] = Field(default_factory=dict)   # exec-stage unittest --variant
+
+    @field_validator("variants")
+    @classmethod
+    def _vnames(cls, v):
+        from .flagcx.variants import check_variant_names
+        check_variant_names(v)
+        return v
 
     @field_validator("known_failures", "known_build_failures", "components", "exclude")
     @classmethod

@@ -8,6 +8,7 @@ names a FlagCX path or option; the stages, the oracle, the cluster export and th
 """
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class FlagCXInterface:
     other_prints: str = "unknown"        # rank | plain | none | same | unknown
     unittest_layout: str = "none"        # components | single | none
     unittest_components: list[str] = field(default_factory=list)
+    unittest_components_optional: list[str] = field(default_factory=list)  # only with COMPILE_KERNEL=1
+    make_vars_read: list[str] = field(default_factory=list)   # COMPILE_KERNEL … a Makefile tests
     gtest_system_fallback: bool = False
     torch_dir: str | None = None
     torch_adaptor_env: bool = False      # setup reads FLAGCX_ADAPTOR
@@ -205,7 +208,8 @@ class FlagCXInterface:
         ]
 
 
-_LIST_KEYS = {"make_flags", "perf_colls", "verdict_kinds", "unittest_components"}
+_LIST_KEYS = {"make_flags", "perf_colls", "verdict_kinds", "unittest_components",
+              "unittest_components_optional", "make_vars_read"}
 _BOOL_KEYS = {"gtest_system_fallback", "torch_adaptor_env", "torch_adaptor_argv",
               "torch_root_package", "needs_json"}
 
@@ -235,6 +239,30 @@ def parse_probe(text: str) -> FlagCXInterface:
         elif key in FlagCXInterface.__dataclass_fields__:
             setattr(fx, key, value or None)
     return fx
+
+
+# FlagCX's INIT log (flagcx.cc, FLAGCX_DEBUG=INFO FLAGCX_DEBUG_SUBSYS=INIT) prints the
+# cluster-to-cluster schedule of every communicator; a hybrid one has a round whose send or
+# receive cluster is another cluster than the rank's own.
+_C2C = re.compile(r"cluster (\d+) c2cSchedule\[(\d+)\] sendCluster (\d+) recvCluster (\d+)")
+
+
+def hybrid_evidence(text: str) -> tuple[bool | None, str]:
+    """(True, FlagCX's line) when its log shows a hybrid communicator (a schedule round to
+    another cluster), (False, its line) when it logged a single-cluster schedule only, (None,
+    why) when it logged no schedule at all (its INIT log was off)."""
+    homo = None
+    for m in _C2C.finditer(text):
+        own, send, recv = int(m.group(1)), int(m.group(3)), int(m.group(4))
+        line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end()) % (len(text) + 1)
+                    or len(text)].strip()
+        if send != own or recv != own:
+            return True, line
+        homo = homo or line
+    if homo:
+        return False, homo
+    return None, ("FlagCX printed no c2cSchedule line (its INIT log is off: set FLAGCX_DEBUG=INFO "
+                  "FLAGCX_DEBUG_SUBSYS=INIT)")
 
 
 def assumed_oldest() -> FlagCXInterface:

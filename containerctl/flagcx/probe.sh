@@ -31,6 +31,10 @@ c=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' packaging/debian/changelog 2>/dev/null
 if [ -f Makefile ]; then
   p make_flags "$(grep -oE '\bUSE_[A-Z0-9_]+' Makefile | sort -u | tr '\n' ' ')"
   grep -qE '^JSON_INCLUDE_DIR *\?=' Makefile && p json_override JSON_INCLUDE_DIR
+  # make variables the Makefiles test (COMPILE_KERNEL builds kernels, the kernel and device_api
+  # unit suites and the device-API perf tests): a variant sets one only where it is read
+  mv=$(cat Makefile test/unittest/Makefile test/perf/Makefile 2>/dev/null | grep -oE 'ifeq *\( *\$\((COMPILE_KERNEL|FORCE_DEFAULT_PATH|USE_SHMEM)\)' | grep -oE 'COMPILE_KERNEL|FORCE_DEFAULT_PATH|USE_SHMEM' | sort -u | tr '\n' ' ')
+  p make_vars_read "$mv"
 else
   p make_flags ""
 fi
@@ -76,6 +80,8 @@ fi
 if [ -f test/unittest/Makefile ]; then
   comps=$(sed -nE 's/^COMPONENTS *:?= *//p' test/unittest/Makefile | first)
   if [ -n "$comps" ]; then p unittest_layout components; p unittest_components "$comps"
+    opt=$(sed -nE 's/^COMPONENTS *\+= *//p' test/unittest/Makefile | tr '\n' ' ')
+    p unittest_components_optional "$opt"
   else p unittest_layout single; fi
   inc=""; [ -f test/make.inc ] && inc=test/make.inc
   [ -n "$inc" ] && grep -q '/usr/src/googletest' "$inc" && p gtest_system_fallback 1

@@ -174,11 +174,50 @@ def nccl_api_mismatch(text: str, nccl_version: str | None, nccl_home: str | None
     """A fix line when the build failed on a compiler error naming an NCCL symbol (NCCL_*, nccl*) that
     is undeclared or not a member: FlagCX releases track NCCL's device API (v0.9.0's adaptor does not
     compile against NCCL 2.28.9). None when the log shows no such error."""
-    for l in _clean(text or ""):
-        s = l.strip()
-        if _COMPILER.search(s) and _nccl_symbol(s):
-            ver = nccl_version or "(version unknown)"
-            where = f" found at {nccl_home}" if nccl_home else ""
-            return (f"this FlagCX release's NCCL adaptor does not match NCCL {ver}{where}: use the NCCL version this "
-                    f"release was written for, or a newer FlagCX")
+    # only the FIRST compiler error is a cause; the errors after it may follow from it (a missing
+    # header leaves every symbol it declares undeclared: that is not an NCCL mismatch)
+    first = next((l.strip() for l in _clean(text or "") if _COMPILER.search(l.strip())), None)
+    if first is None:
+        return None
+    hdr = missing_header(first)
+    if hdr is not None:
+        return hdr
+    if _nccl_symbol(first):
+        ver = nccl_version or "(version unknown)"
+        where = f" found at {nccl_home}" if nccl_home else ""
+        return (f"this FlagCX release's NCCL adaptor does not match NCCL {ver}{where}: use the NCCL version this "
+                f"release was written for, or a newer FlagCX")
     return None
+
+
+_MISSING = re.compile(r"fatal error:\s*([\w./+-]+):\s*No such file or directory")
+# where a header a FlagCX build includes comes from (the package, or where a toolkit keeps it)
+_HEADER_HOME = [
+    (re.compile(r"^(?:cuda/|nv/|cub/|thrust/)"),
+     "it is CUDA's libcu++/CCCL: CUDA 13 keeps it under $CUDA_HOME/include/cccl (not on g++'s "
+     "path: add -I$CUDA_HOME/include/cccl, e.g. CPLUS_INCLUDE_PATH=/usr/local/cuda/include/cccl; the "
+     "build stage adds it where the checkout includes such a header and the toolkit keeps it there), "
+     "CUDA 12 under $CUDA_HOME/include"),
+    (re.compile(r"^nlohmann/"), "it comes from nlohmann-json3-dev (or FlagCX's third-party/json "
+                                "submodule)"),
+    (re.compile(r"^gtest/|^gmock/"), "it comes from libgtest-dev (or FlagCX's third-party/googletest "
+                                     "submodule)"),
+    (re.compile(r"^mpi\.h$"), "it comes from the MPI development package (libopenmpi-dev / mpich): set "
+                              "flagcx.mpi_home to where include/mpi.h lies"),
+    (re.compile(r"^nccl\.h$|^nccl_"), "it comes from NCCL (libnccl-dev, or the nvidia-nccl wheel's "
+                                     "include/): set flagcx.ccl_home"),
+    (re.compile(r"^cuda_runtime|^cuda\.h$"), "it comes from the CUDA toolkit: set flagcx.device_home to "
+                                             "it (e.g. /usr/local/cuda)"),
+]
+
+
+def missing_header(line: str) -> str | None:
+    """'missing header X: <where it comes from>' for a compiler line that says a header was not
+    found; None for any other line."""
+    m = _MISSING.search(line or "")
+    if not m:
+        return None
+    h = m.group(1)
+    where = next((w for rx, w in _HEADER_HOME if rx.search(h)), "no package is known for it here: "
+                 "find the package or include path that provides it")
+    return f"missing header {h}: {where}"

@@ -153,10 +153,15 @@ def make_context(profile: Profile, options: dict | None = None,
         if not re.match(r"^[a-z][a-z0-9_]*$", str(c)):
             raise UsageError(f"collective {c!r} is not a FlagCX perf test name",
                              "use names such as allreduce, allgather, broadcast")
-    nranks = int(options.get("nranks") or fx.nranks)
+    plan = options.get("device_plan") or {}     # flagcx/variants.device_plan: auto resolved
+    nranks = int(options.get("nranks") or plan.get("nranks") or
+                 (fx.nranks if fx.nranks != "auto" else 1))
+    visible = plan.get("visible_devices", fx.visible_devices)
+    if visible == "auto":
+        visible = ",".join(str(i) for i in range(nranks))
     stage_env = dict(fx.env)
-    if fx.visible_devices_env and fx.visible_devices is not None:
-        stage_env.setdefault(fx.visible_devices_env, fx.visible_devices)
+    if fx.visible_devices_env and visible is not None:
+        stage_env.setdefault(fx.visible_devices_env, visible)
     export = list(dict.fromkeys(ALWAYS_EXPORT + list(profile.container.env) + list(stage_env)))
     for k in list(stage_env) + export:
         if not SHELL_NAME.match(k):
@@ -190,7 +195,7 @@ def make_context(profile: Profile, options: dict | None = None,
         "CCTL_UT_FILTER": ("-" + ":".join(ut.exclude)) if ut.exclude else "",
         # the train driver's argv, from stages.train (checked there: cause + fix, exit 2)
         "CCTL_TRAIN_ARGS": as_lines(flagscale_driver_args(
-            dict(profile.stages.train), fx.visible_devices_env, fx.visible_devices),
+            dict(profile.stages.train), fx.visible_devices_env, visible),
             "stages.train"),
         "CCTL_TRAIN_CONDA_ENV": str(train.conda_env or ""),
     }
@@ -201,6 +206,10 @@ def make_context(profile: Profile, options: dict | None = None,
             t_env, t_argv = flagcx.torch_install(fx.torch_adaptor)
             env["CCTL_TORCH_ADAPTOR_ENV"] = t_env.get("FLAGCX_ADAPTOR", "")
             env["CCTL_TORCH_SETUP_ARGS"] = as_lines(t_argv, "torch setup arguments")
+        if fx.compile_kernel and "COMPILE_KERNEL" in (flagcx.make_vars_read or []):
+            # FlagCX's CI builds with COMPILE_KERNEL=1; only where this checkout's Makefiles read it
+            env["CCTL_BUILD_MAKE_VARS"] = "\n".join(
+                x for x in (env.get("CCTL_BUILD_MAKE_VARS", ""), "COMPILE_KERNEL=1") if x)
     env.update(stage_env)
     make_flags = " ".join(shlex.quote(f) for f in fx.make_flags)
     path_vars = []
@@ -473,6 +482,10 @@ class Pipeline:
         self.config_hash = (info["Config"].get("Labels") or {}).get(LABEL + "config-hash", "")
         self.container_env = info["Config"].get("Env") or []
         self.defs = load_defs()
+        from ..flagcx.variants import count_devices
+        self.device_plan = count_devices(engine, container, profile, self.options, self.status)
+        if self.device_plan:
+            self.options["device_plan"] = self.device_plan
         self.ctx = make_context(profile, self.options)
         self.state = load_state(container, self.container_id,
                                 warn=lambda m: self.status(m))
@@ -618,6 +631,8 @@ class Pipeline:
                 "platform": self.profile.platform, "container": self.container,
                 "started": now(), "finished": None, "status": "running",
                 "stages": [s.name for s in stages]}
+        if self.device_plan:
+            meta["devices"] = self.device_plan
         store.write_run(meta)
         outcomes: list[StageOutcome] = []
         crash: str | None = None
@@ -643,8 +658,11 @@ class Pipeline:
                     outcomes.append(oc)
                     failed.add(sd.name)
                     continue
-                oc = self.run_one(sd, run_id, force)
-                outcomes.append(oc)
+                from ..flagcx.variants import run_variants
+                vocs = run_variants(self, sd, run_id)
+                oc = self.run_one(sd, run_id, force) if vocs is None else \
+                    next((o for o in vocs if o.status not in ("passed", "skipped")), vocs[-1])
+                outcomes.extend(vocs or [oc])
                 if oc.status == "failed":
                     failed.add(sd.name)
                 elif oc.status not in ("passed", "skipped"):

@@ -118,7 +118,8 @@ typedef enum {
   flagcxSelftestFaultNoExchange = 3,   /* every collective returns without touching recvbuff */
   flagcxSelftestFaultExit0 = 4,        /* like corrupt, and every stand-in program exits 0 */
   flagcxSelftestFaultCrashRank1 = 5,   /* the perf driver's rank 1 aborts after the first size */
-  flagcxSelftestFaultBuild = 6         /* build-time only (unit-test component p2p); no run-time effect */
+  flagcxSelftestFaultBuild = 6,        /* build-time only (unit-test component p2p); no run-time effect */
+  flagcxSelftestFaultCrossCluster = 7  /* hybrid allreduce: the cluster roots skip their exchange */
 } flagcxSelftestFault_t;
 
 flagcxSelftestFault_t flagcxSelftestGetFault(void);

@@ -41,9 +41,24 @@ flagcxSelftestResult_t flagcxSelftestAllReduce(const void *sendbuff, void *recvb
   SELFTEST_NOEXCHANGE_POINT();
   while (done < count) {
     size_t n = chunkOf(count - done);
-    SELFTEST_TRY(selftestMpiResult(MPI_Allreduce((const char *)sendbuff + done * esize,
-                                                 (char *)recvbuff + done * esize, (int)n, type,
-                                                 mop, comm->mpiComm)));
+    const char *s = (const char *)sendbuff + done * esize;
+    char *r = (char *)recvbuff + done * esize;
+    if (comm->nclusters > 1) {
+      /* hybrid: reduce inside the cluster to its root, exchange between the cluster roots,
+       * spread back inside the cluster */
+      int crank;
+      MPI_Comm_rank(comm->clusterComm, &crank);
+      SELFTEST_TRY(selftestMpiResult(MPI_Reduce(crank == 0 && s == r ? MPI_IN_PLACE : s, r,
+                                                (int)n, type, mop, 0, comm->clusterComm)));
+      /* Fault injection (stand-in only): "cross-cluster" skips the roots' exchange, so every
+       * cluster keeps its own partial result */
+      if (comm->rootsComm != MPI_COMM_NULL && !selftestFaultIs(flagcxSelftestFaultCrossCluster))
+        SELFTEST_TRY(selftestMpiResult(
+            MPI_Allreduce(MPI_IN_PLACE, r, (int)n, type, mop, comm->rootsComm)));
+      SELFTEST_TRY(selftestMpiResult(MPI_Bcast(r, (int)n, type, 0, comm->clusterComm)));
+    } else {
+      SELFTEST_TRY(selftestMpiResult(MPI_Allreduce(s, r, (int)n, type, mop, comm->mpiComm)));
+    }
     done += n;
   }
   /* Fault injection (stand-in only): one element of rank 0's result off by one.  Element 1

@@ -24,7 +24,7 @@
 #endif
 
 static const char *const kFaultNames[] = {"none",    "corrupt",     "corrupt-quiet", "noexchange",
-                                          "exit0",   "crash-rank1", "build"};
+                                          "exit0",   "crash-rank1", "build", "cross-cluster"};
 #define SELFTEST_NUM_FAULTS ((int)(sizeof(kFaultNames) / sizeof(kFaultNames[0])))
 
 static int gFaultRead = 0;
@@ -65,7 +65,7 @@ static void setFault(const char *word, const char *origin) {
   }
   fprintf(stderr,
           "FlagCX stand-in (selftest): unknown fault '%s' (from %s) ignored; known: corrupt "
-          "corrupt-quiet noexchange exit0 crash-rank1 build\n",
+          "corrupt-quiet noexchange exit0 crash-rank1 build cross-cluster\n",
           word, origin);
 }
 

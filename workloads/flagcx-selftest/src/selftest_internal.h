@@ -11,7 +11,17 @@ struct flagcxSelftestComm {
   MPI_Comm mpiComm;
   int rank;
   int nranks;
+  /* FLAGCX_CLUSTER_SPLIT_LIST (as FlagCX reads it): the ranks split into nclusters contiguous
+   * clusters; a hybrid communicator's allreduce reduces inside each cluster, exchanges between
+   * the cluster roots (rootsComm) and spreads the result back (clusterComm). */
+  int nclusters;
+  int clusterId;
+  MPI_Comm clusterComm; /* MPI_COMM_NULL when homogeneous */
+  MPI_Comm rootsComm;   /* MPI_COMM_NULL except on cluster roots of a hybrid communicator */
 };
+
+/* Split the communicator by FLAGCX_CLUSTER_SPLIT_LIST (comm.c). */
+flagcxSelftestResult_t selftestClusterInit(struct flagcxSelftestComm *c);
 
 /* MPI counts are int: element-wise operations are split into chunks of this many elements. */
 #define SELFTEST_MAX_CHUNK ((size_t)1 << 30)

@@ -1,0 +1,341 @@
+"""Stage variants (FlagCX's CI runs each test under several environments and options) and the
+device count a run's `nranks: auto` comes from.
+
+A variant is data in the profile (`stages.perf.variants` / `stages.unittest.variants`): an
+environment, extra options, its own collectives or suites, and what the checkout must offer for
+it to mean anything (`needs`). Before a variant runs it is probed against the checkout: `-R`
+only where the perf binaries' getopt has it, `COMPILE_KERNEL` only where the Makefiles read it, a
+perf binary only where its source exists. A variant the checkout cannot run is recorded as
+skipped with the reason, never run with the option silently dropped."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from .interface import FlagCXInterface
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class VariantNeeds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    options: list[str] = Field(default_factory=list)      # perf getopt letters, e.g. [R]
+    make_var: Optional[str] = None                        # e.g. COMPILE_KERNEL: a Makefile reads it
+    min_ranks: int = Field(1, ge=1)                       # e.g. 2 for a split into two clusters
+    components: list[str] = Field(default_factory=list)   # unittest dirs that must exist
+
+
+class Variant(BaseModel):
+    """One named way to run a stage."""
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    description: str = ""
+    ci: str = ""                               # where FlagCX's CI runs the same (file: step)
+    env: dict[str, str] = Field(default_factory=dict)
+    extra_args: list[str] = Field(default_factory=list)   # perf: after the probed options
+    colls: Optional[list[str]] = None          # perf: default the stage's collectives
+    begin: Optional[str] = None
+    end: Optional[str] = None
+    iters: Optional[int] = None
+    root: Optional[int] = None                 # perf: -r (where getopt has it)
+    nranks: Optional[int] = Field(None, ge=1)  # at most this many ranks (CI's -np 2 for put/get)
+    components: Optional[list[str]] = None     # unittest: the suites this variant runs
+    make_vars: list[str] = Field(default_factory=list)    # unittest/perf make: NAME=VALUE
+    expect_hybrid: bool = False                # the communicator must say it is hybrid
+    needs: VariantNeeds = Field(default_factory=VariantNeeds)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, v):
+        if isinstance(v, dict):
+            v = {str(k): ("" if x is None else str(x)) for k, x in v.items()}
+            for k in v:
+                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+                    raise ValueError(f"variant env name {k!r} is not a variable name")
+        return v
+
+    @field_validator("make_vars")
+    @classmethod
+    def _mv(cls, v):
+        for f in v:
+            if not re.match(r"^[A-Z][A-Z0-9_]*=\S+$", f):
+                raise ValueError(f"make variable {f!r} must look like COMPILE_KERNEL=1")
+        return v
+
+    @field_validator("colls", "components")
+    @classmethod
+    def _words(cls, v):
+        for c in v or []:
+            if not re.match(r"^[a-z][a-z0-9_]*$", c):
+                raise ValueError(f"{c!r}: a FlagCX perf test or unit-test suite name")
+        return v
+
+
+def check_variant_names(names) -> None:
+    for n in names:
+        if not _NAME.match(n):
+            raise ValueError(f"variant name {n!r}: lowercase letters, digits, '-' and '_'")
+
+
+@dataclass
+class Resolved:
+    """A variant checked against one checkout and one device count."""
+    name: str
+    variant: Variant
+    skip: Optional[str] = None                 # why it cannot run here (None: it runs)
+    colls: list[str] = field(default_factory=list)
+    nranks: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def select(stage: str, table: dict[str, Variant], asked: list[str]) -> list[tuple[str, Variant]]:
+    """The variants `--variant` names (`all`: every one, in the profile's order). An unknown
+    name is a UsageError naming the ones there are."""
+    from ..errors import UsageError
+    if not asked:
+        return []
+    if not table:
+        raise UsageError(f"--variant: the profile declares no variants for stage {stage}",
+                         f"add stages.{stage}.variants to the profile, or drop --variant")
+    out: list[tuple[str, Variant]] = []
+    for a in asked:
+        for n in (table if a == "all" else [a]):
+            if n not in table:
+                import difflib
+                near = difflib.get_close_matches(n, list(table), n=1)
+                raise UsageError(f"--variant {n}: stage {stage} has no such variant",
+                                 (f"did you mean {near[0]}? " if near else "") +
+                                 "variants: " + ", ".join(table) + ", or all")
+            if all(n != x for x, _ in out):
+                out.append((n, table[n]))
+    return out
+
+
+def resolve(stage: str, name: str, v: Variant, fxi: "FlagCXInterface | None",
+            stage_colls: list[str], nranks: int) -> Resolved:
+    """Can this variant run on this checkout with this many ranks? (what runs, or why not)."""
+    r = Resolved(name, v, nranks=min(nranks, v.nranks) if v.nranks else nranks)
+    if r.nranks < v.needs.min_ranks:
+        r.skip = (f"needs {v.needs.min_ranks} ranks, this run has {r.nranks} (one per device "
+                  "seen)")
+        return r
+    if fxi is None:
+        return r
+    for letter in v.needs.options:
+        ok = fxi.accepts(letter)
+        if ok is False:
+            r.skip = (f"this checkout's perf tests have no -{letter} (getopt "
+                      f"\"{fxi.perf_getopt}\")")
+            return r
+        if ok is None:
+            r.skip = f"this checkout's perf getopt string was not found: -{letter} unknown"
+            return r
+    if v.needs.make_var and v.needs.make_var not in (fxi.make_vars_read or []):
+        r.skip = f"no Makefile of this checkout reads {v.needs.make_var}"
+        return r
+    if stage == "perf":
+        want = list(v.colls or stage_colls)
+        have = set(fxi.perf_colls or [])
+        r.colls = [c for c in want if not have or c in have]
+        gone = [c for c in want if have and c not in have]
+        if gone:
+            r.notes.append("not in this checkout: " + ", ".join(
+                f"{fxi.perf_bin_prefix or ''}{c}" for c in gone))
+        if not r.colls:
+            r.skip = "none of its perf tests exist in this checkout (" + ", ".join(gone) + ")"
+            return r
+    if stage == "unittest":
+        comps = v.components or []
+        have = set(fxi.unittest_components or []) | set(fxi.unittest_components_optional or [])
+        missing = [c for c in (v.needs.components or comps) if have and c not in have]
+        if missing:
+            r.skip = "this checkout has no unit-test suite " + ", ".join(missing)
+            return r
+    return r
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+
+def count_script(profile) -> str:
+    """A bash snippet that prints `DEVICES <n> <how>` for what the container sees: the device
+    nodes the profile passes (patterns with a number, e.g. /dev/nvidia[0-9]*), /dev/dri's render
+    nodes, or the vendor tool's list; `DEVICES - none` when nothing says."""
+    pats = [d.split(":")[0] for d in profile.container.devices]
+    numbered = [p for p in pats if re.search(r"\[0-9\]|\d$", p)]
+    lines = ["set +e"]
+    if numbered:
+        globs = " ".join(numbered)
+        lines.append(f"n=0; for f in {globs}; do [ -e \"$f\" ] && [[ \"${{f##*/}}\" =~ [0-9]$ ]] "
+                     "&& n=$((n+1)); done")
+        lines.append(f"[ $n -gt 0 ] && {{ echo \"DEVICES $n device nodes {globs}\"; exit 0; }}")
+    if "/dev/dri" in pats:
+        lines.append("n=$(ls /dev/dri/renderD* 2>/dev/null | wc -l); [ $n -gt 0 ] && "
+                     "{ echo \"DEVICES $n render nodes /dev/dri/renderD*\"; exit 0; }")
+    tool = profile.vendor_tool
+    if tool == "nvidia-smi":
+        lines.append("n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU '); [ \"$n\" -gt 0 ] 2>/dev/null "
+                     "&& { echo \"DEVICES $n nvidia-smi -L\"; exit 0; }")
+    lines.append("echo 'DEVICES - none'")
+    return "\n".join(lines)
+
+
+def parse_count(out: str) -> tuple[Optional[int], str]:
+    m = re.search(r"^DEVICES (\d+|-) (.*)$", out, re.M)
+    if not m or m.group(1) == "-":
+        return None, "no device nodes or vendor tool counted"
+    return int(m.group(1)), m.group(2).strip()
+
+
+def device_plan(profile, count: Optional[int], how: str,
+                option_nranks: Union[int, str, None] = None) -> dict:
+    """nranks and visible devices for this run: `auto` from the count; an explicit value larger
+    than the devices present is refused (UsageError naming both numbers and the fix)."""
+    from ..errors import UsageError
+    fx = profile.flagcx
+    want = option_nranks if option_nranks not in (None, "") else fx.nranks
+    plan = {"devices": count, "counted_by": how, "nranks_setting": str(want)}
+    if want == "auto":
+        if count is None:
+            raise UsageError(f"flagcx.nranks is auto, but the container shows no devices to count "
+                             f"({how})", "set the rank count: --set flagcx.nranks=N")
+        n = count
+    else:
+        n = int(want)
+        if count is not None and n > count and profile.platform != "cpu":
+            raise UsageError(f"flagcx.nranks is {n}, but the container sees {count} device"
+                             f"{'s' if count != 1 else ''} ({how}): FlagCX would put several "
+                             "ranks on one device",
+                             f"--set flagcx.nranks={count}, or nranks: auto in the profile")
+    plan["nranks"] = n
+    vis = fx.visible_devices
+    if vis == "auto":
+        vis = ",".join(str(i) for i in range(n))
+    elif vis and count is not None and profile.platform != "cpu":
+        ids = [x for x in vis.split(",") if x.strip()]
+        if len(ids) < n:
+            raise UsageError(f"flagcx.visible_devices {vis!r} names {len(ids)} device(s) for "
+                             f"{n} ranks", "visible_devices: auto (0..nranks-1), or name one "
+                             "device per rank")
+    plan["visible_devices"] = vis
+    return plan
+
+
+def count_devices(engine, container: str, profile, options: dict, status=None) -> Optional[dict]:
+    """Count the devices the container sees (only where a number is needed: `auto`, or a GPU
+    profile whose explicit nranks must not exceed them) and plan nranks; printed where the run
+    starts (status) and recorded in run.json's `devices`."""
+    fx = profile.flagcx
+    pats = [d.split(":")[0] for d in profile.container.devices]
+    numbered = any(re.search(r"\[0-9\]|\d$", p) for p in pats) or "/dev/dri" in pats
+    auto = fx.nranks == "auto" or fx.visible_devices == "auto"
+    if not auto and (profile.platform == "cpu" or not (numbered or profile.vendor_tool)):
+        return None
+    code, out = engine.exec_capture(container, ["bash", "-c", count_script(profile)])
+    count, how = parse_count(out if code == 0 else "")
+    plan = device_plan(profile, count, how, options.get("nranks"))
+    if status is not None:
+        status(f"devices: {count if count is not None else 'not counted'} ({how}); "
+               f"nranks {plan['nranks']} (setting {plan['nranks_setting']})"
+               + (f", {fx.visible_devices_env or 'visible devices'}={plan['visible_devices']}"
+                  if plan.get("visible_devices") else ""))
+    return plan
+
+
+def _table(profile, stage: str) -> dict:
+    if stage == "perf":
+        return dict(profile.stages.perf.variants)
+    if stage == "unittest":
+        return dict(profile.stages.unittest.variants)
+    return {}
+
+
+def check_asked(profile, stage_names: list[str], asked: list[str]) -> None:
+    """--variant names a variant of at least one stage this run includes (refused before
+    anything runs otherwise)."""
+    from ..errors import UsageError
+    if not asked:
+        return
+    tables = {s: _table(profile, s) for s in stage_names if _table(profile, s)}
+    if not tables:
+        raise UsageError("--variant: none of the stages of this run (" + ", ".join(stage_names)
+                         + ") has variants in profile " + profile.name,
+                         "variants are declared under stages.perf.variants and "
+                         "stages.unittest.variants")
+    for a in asked:
+        if a != "all" and not any(a in t for t in tables.values()):
+            import difflib
+            every = sorted({n for t in tables.values() for n in t})
+            near = difflib.get_close_matches(a, every, n=1)
+            raise UsageError(f"--variant {a}: no stage of this run has such a variant",
+                             (f"did you mean {near[0]}? " if near else "") +
+                             "variants: " + ", ".join(every) + ", or all")
+
+
+def run_variants(pipe, sd, run_id: str):
+    """Run stage `sd` once per asked variant (each its own record `<stage>-<variant>`, its own
+    verdict and log); None when no variant applies to this stage (the plain run happens)."""
+    from ..errors import StageError
+    from ..stages.runner import StageOutcome, StagePlug, as_lines, make_context
+    asked = list(pipe.options.get("variants") or [])
+    table = _table(pipe.profile, sd.name)
+    if not asked or not table:
+        return None
+    chosen = [(n, v) for n, v in select(sd.name, table, ["all"]) if "all" in asked or n in asked]
+    if not chosen:
+        return None
+    try:
+        fxi = pipe.probe_flagcx()
+    except StageError:
+        return None          # the plain run records why there is no checkout
+    pipe.interface = fxi
+    base = make_context(pipe.profile, pipe.options, fxi)
+    perf = base["perf"]
+    out = []
+    for name, v in chosen:
+        rname = f"{sd.name}-{name}"
+        r = resolve(sd.name, name, v, fxi, str(base["env"].get("CCTL_COLLS", "")).split(),
+                    int(base["nranks"]))
+        info = {"name": name, "of": sd.name, "description": v.description, "ci": v.ci,
+                "env": dict(v.env), "extra_args": list(v.extra_args), "nranks": r.nranks,
+                "colls": r.colls, "notes": r.notes, "expect_hybrid": v.expect_hybrid}
+        if r.skip:
+            oc = StageOutcome(rname, "skipped", f"variant {name} not applicable: {r.skip}")
+            pipe._record(run_id, sd, oc, 0.0, None, metrics={"variant": info},
+                         repro={"variant": info})
+            pipe.events("stage-end", rname, status="skipped", message=oc.message, duration=0.0)
+            pipe.status(f"{rname}: skipped ({r.skip})")
+            out.append(oc)
+            continue
+        export = list(dict.fromkeys(base["env"].get("CCTL_EXPORT_NAMES", "").split() + list(v.env)))
+        env = dict(v.env)
+        env.update({"CCTL_NRANKS": str(r.nranks), "CCTL_EXPORT_NAMES": " ".join(export)})
+        if v.make_vars:
+            mv = [x for x in str(base["env"].get("CCTL_BUILD_MAKE_VARS", "")).split("\n") if x]
+            mv = [x for x in mv if x.split("=", 1)[0] not in
+                  {m.split("=", 1)[0] for m in v.make_vars}]
+            env["CCTL_BUILD_MAKE_VARS"] = as_lines(mv + list(v.make_vars), "make variables")
+        if sd.name == "perf":
+            env["CCTL_COLLS"] = " ".join(r.colls)
+            if fxi.perf_layout:
+                env["CCTL_PERF_ARGS"] = as_lines(fxi.perf_args(
+                    begin=v.begin or perf["begin"], end=v.end or perf["end"],
+                    factor=perf["factor"], warmup=perf["warmup"], iters=v.iters or perf["iters"],
+                    print_buffer=perf.get("print_buffer", True), dtype=perf.get("dtype"),
+                    op=perf.get("op"), root=v.root,
+                    extra=list(perf.get("extra_args") or []) + list(v.extra_args)),
+                    f"variant {name} extra_args")
+        elif sd.name == "unittest" and v.components:
+            env["CCTL_UT_COMPONENTS"] = " ".join(v.components)
+        for n in r.notes:
+            pipe.status(f"{rname}: {n}")
+        plug = StagePlug(name=rname, ctx={"nranks": r.nranks, "variant": name,
+                                          "expect_hybrid": v.expect_hybrid},
+                         env=env, metrics={"variant": info}, repro={"variant": info})
+        out.append(pipe.run_one(sd, run_id, True, plug=plug))
+        if out[-1].status in ("interrupted", "timeout"):
+            break
+    return out
