@@ -585,3 +585,41 @@ def test_cluster_mpich_never_replaces_a_users_mpi_home(engine, selftest_image, t
                  "'#!/bin/sh\\necho MPICH Version: 4.1\\n' > /opt/m/mpich/bin/mpichversion")
     assert ensure([h], opts, None, quiet, quiet) == {"a": "4.2.3"}
     assert "stale" not in in_container(engine, unique_name, "ls /opt/m/mpich")
+
+
+@pytest.mark.docker
+def test_git_source_clones_beside_and_marks(engine, selftest_image, tmp_path, unique_name):
+    """A git source: cloned beside flagcx.dir and swapped in marked (its commit); a later
+    directory source replaces it (marked), and a git source replaces that again; no clone
+    leftovers."""
+    work = user_checkout(tmp_path / "work")
+    sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp_path / "repo.git")],
+                   check=True)
+    prof = profile_file(tmp_path, selftest_image, f"""\
+        container:
+          workdir: /workspace
+          volumes: ["{tmp_path / 'repo.git'}:/srv/repo.git:ro"]
+          env: {{OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1"}}
+        flagcx:
+          mpi_home: /usr/lib/x86_64-linux-gnu/openmpi
+        """)
+    from containerctl.stages.source import _tree_fingerprint, read_marker
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    url = "file:///srv/repo.git"
+    r = cli("run", "--profile", prof, "--name", unique_name, "--only", "deps", "--only", "build",
+            "--source", url, "-q", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert read_marker(engine, unique_name, "/workspace/FlagCX") == sha
+    assert "WIP-not-committed.txt" not in in_container(engine, unique_name, "ls /workspace/FlagCX")
+    a = export(tmp_path / "a")
+    r = cli("run", "--profile", prof, "--name", unique_name, "--only", "build", "--source",
+            str(a), "-q", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert read_marker(engine, unique_name, "/workspace/FlagCX") == _tree_fingerprint(a)
+    r = cli("run", "--profile", prof, "--name", unique_name, "--only", "build", "--source", url,
+            "-q", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert read_marker(engine, unique_name, "/workspace/FlagCX") == sha
+    assert "cctl-clone" not in in_container(engine, unique_name, "ls -A /workspace")
