@@ -274,7 +274,8 @@ def render_mpijob(cl: "Cluster", opts: dict) -> str:
     doc = {
         "apiVersion": "kubeflow.org/v2beta1",
         "kind": "MPIJob",
-        "metadata": {"name": f"cctl-{cl.name}-hetero",
+        # the operator names pods <name>-worker-<i>, which must be DNS-1035 labels: no '.'
+        "metadata": {"name": f"cctl-{cl.name.replace('.', '-')}-hetero",
                      "labels": {CLUSTER_LABEL: cl.name}},
         "spec": {
             "slotsPerWorker": jh[0].slots,
