@@ -193,6 +193,14 @@ def register(app: typer.Typer) -> None:
         heterogeneous-job component per host) or a Kubeflow MPIJob manifest."""
         from .cluster import render_mpijob, render_slurm
         from .errors import UsageError
+        if _slurm(hosts):   # the lines the Slurm backend runs (pyxis flags where the site has it)
+            if fmt != "slurm":
+                raise UsageError(f"--format {fmt}: {hosts} is a Slurm inventory",
+                                 "use --format slurm (or an ssh-mesh inventory for mpijob)")
+            from .slurm.backend import render_lines
+            from .slurm.inventory import load as load_slurm
+            typer.echo(render_lines(load_slurm(hosts)), nl=False)
+            return
         cl = _load(hosts)
         images = {}
         for item in image or []:

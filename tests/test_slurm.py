@@ -322,3 +322,11 @@ def test_sbatch_test_only_accepts_the_pyxis_lines_minus_container_flags(slurm_cl
                     "--ntasks-per-node=2", "--wrap", " ".join(bare) + " true", check=False)
         assert r.returncode == 0 and "to start at" in r.stderr, (bare, r.stderr)
     assert any(a.startswith("--container-image=") for a in ranks_argv(s, "1", "perf"))
+
+
+def test_export_of_a_slurm_inventory_prints_the_backends_lines():
+    r = cli("cluster", "export", "-f", "slurm", "--hosts", str(ROOT / "examples" / "slurm-pyxis.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (GOLDEN / "pyxis.txt").read_text()
+    r = cli("cluster", "export", "-f", "mpijob", "--hosts", str(ROOT / "examples" / "slurm-pyxis.yaml"))
+    assert r.returncode == 2 and "is a Slurm inventory" in r.stderr and "Traceback" not in r.stderr
