@@ -150,6 +150,8 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
         except ContainerctlError:
             engine = None
         spec = lifecycle.plan(p, name, engine, build=False, check_devices=False, sets=set_)
+        if spec.docker_volume_line():
+            typer.echo(spec.docker_volume_line())
         typer.echo(spec.docker_run_line())
         from .runspec import expand_devices
         _, problems = expand_devices(p.container.devices, False)

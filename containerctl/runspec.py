@@ -37,6 +37,15 @@ class ContainerSpec:
     def config_hash(self) -> str:
         return self.labels[LABEL + "config-hash"]
 
+    def docker_volume_line(self) -> str | None:
+        """`docker volume create` for the workspace volume, labelled as `up` makes it (a volume
+        `docker run` made by itself has no labels, and `up` refuses such a volume)."""
+        if not self.workspace_volume:
+            return None
+        return " ".join(["docker", "volume", "create", "--label", f"{L.MANAGED}=1", "--label",
+                         shlex.quote(f"{L.VOLUME_OF}={self.name}"),
+                         shlex.quote(self.workspace_volume)])
+
     def docker_run_line(self) -> str:
         parts = ["docker", "run", "-itd"] + self.run_args + [self.image] + self.command
         return " ".join(shlex.quote(p) if not p.startswith("--") or " " in p else p for p in parts)

@@ -119,8 +119,14 @@ def test_dry_run_line_equals_up(engine, selftest_image, tmp_path, unique_name):
         """)
     r = cli("up", "--profile", prof, "--name", unique_name, "--dry-run")
     assert r.returncode == 0, r.stderr
-    line = r.stdout.strip().splitlines()[-1]
+    vol_line, line = r.stdout.strip().splitlines()[-2:]
     assert engine.find(unique_name) is None, "--dry-run created something"
+    assert not engine.volume_exists(f"{unique_name}-workspace"), "--dry-run created a volume"
+    # the printed lines, run by the docker CLI, make what `up` accepts (a labelled volume)
+    subprocess.run(shlex.split(vol_line), check=True, capture_output=True)
+    from containerctl import labels as L
+    assert engine.volume_labels(f"{unique_name}-workspace") == {L.MANAGED: "1",
+                                                                L.VOLUME_OF: unique_name}
 
     assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
     ours = engine.inspect(unique_name)
