@@ -129,6 +129,13 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
         from .flagcx.variants import check_asked
         from .stages.defs import stage_names
         check_asked(p, list(only or stage_names()), variant)   # refused before anything is made
+    old = lifecycle.would_recreate(engine, p, name, set_)
+    if old is not None:
+        # what would refuse this run after the recreate refuses it before: the stages'
+        # checks against the state a new container starts with (none passed)
+        pre = Pipeline(engine, p, old.name, _opts(coll, all_colls, source, timeout, "run"))
+        pre.state = {"stages": {}}
+        pre.preflight(pre.select(from_, until, only))
     view = make_view(quiet, verbose, title=f"containerctl run · {p.name}")
     with view:          # one live view from the image build to the last stage
         res = lifecycle.up(engine, p, name, on_line=view.up_line, on_status=view.up_status,

@@ -539,3 +539,24 @@ def run_settings(engine: Engine, profile_arg: str | None, name: str | None,
     if profile_arg is None and name is None:
         profile_arg = None      # the default profile's container: its own settings decide
     return settings_profile(engine, c, profile_arg, sets, load_profile, say)
+
+
+def would_recreate(engine: Engine, profile: Profile, name: str | None,
+                   sets: list[str] | None = None) -> ContainerInfo | None:
+    """The running container `up` would recreate (its config hash known to differ from the
+    profile's), else None — so that a command can ask what would refuse it after the recreate
+    before the recreate. None when that cannot be known without building an image."""
+    from .errors import ContainerctlError
+    from .runspec import default_name
+    try:
+        target = check_name(name, "container name") if name is not None else \
+            check_name(default_name(profile), "container name")
+        c = engine.find(target)
+        if c is None or not c.running or not L.is_managed(c.labels):
+            return None
+        spec = plan(profile, target, engine, build=False, check_devices=False, sets=sets)
+    except ContainerctlError:
+        return None     # `up` says what is wrong
+    if spec.image.endswith("<built-at-up>") or not engine.image_exists(spec.image):
+        return None
+    return c if c.labels.get(L.CONFIG_HASH) != spec.config_hash else None

@@ -280,3 +280,26 @@ def test_settings_follow_the_container_into_another_home(engine, selftest_image,
     finally:
         engine.remove(m, force=True)
         engine.remove_volume(f"{m}-workspace")
+
+
+def test_a_run_that_would_be_refused_after_a_recreate_is_refused_before_it(
+        engine, selftest_image, homes, unique_name):
+    """`run --set container.shm_size=… --only perf` on a container whose build passed: the
+    recreate would lose that pass and perf would be refused for want of build — so the run is
+    refused first, and the container (with its passed stages) is left as it was."""
+    n = unique_name
+    r = cli("run", "--name", n, "--only", "deps", "--only", "build", "-q", env=homes[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    cid = engine.find(n).id
+    r = cli("run", "--name", n, "--set", "container.shm_size=300M", "--only", "perf", "-q",
+            env=homes[0])
+    _two_line_error(r, "stage perf needs build")
+    assert engine.find(n).id == cid and \
+        engine.inspect(n)["HostConfig"]["ShmSize"] != 300 * 1024 ** 2
+    # the same run with its prerequisites: recreated, and passes
+    r = cli("run", "--name", n, "--set", "container.shm_size=300M", "--set",
+            "stages.perf.end=64K", "--only", "deps", "--only", "build", "--only", "perf", "-q",
+            env=homes[0])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert engine.find(n).id != cid and \
+        engine.inspect(n)["HostConfig"]["ShmSize"] == 300 * 1024 ** 2
