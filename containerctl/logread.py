@@ -62,9 +62,9 @@ class ParseBuffer:
         return self.total - len(self.head) - self.tail_len if self.total > self.limit else 0
 
     def data(self) -> bytes:
-        tail = b"".join(self.tail)
         if self.total <= self.limit:
-            return bytes(self.head) + tail
+            return b"".join([self.head, *self.tail])
+        tail = b"".join(self.tail)
         # cut at line ends so no parser sees half a line; the cut bytes count as dropped
         h = bytes(self.head)
         h = h[:h.rfind(b"\n") + 1] if b"\n" in h else h

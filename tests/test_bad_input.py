@@ -455,6 +455,46 @@ CASES += [
          expect="YAML syntax"),
     Case("inv-file-missing", ["cluster", "ps", "--hosts", "nope.yaml"], needs="cluster",
          expect="nope.yaml"),
+    # --- engine URLs (engineurl.py), bounds and depth (issue 18 items 6-7) ----------------------
+    Case("inv-docker-ssh-option-user", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "docker: 'ssh://-oProxyCommand=true@127.0.0.1:22'}\n"}, needs="cluster",
+         expect="starts with '-'"),
+    Case("inv-docker-ssh-option-host", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "docker: 'ssh://root@-oProxyCommand=true'}\n"}, needs="cluster",
+         expect="the host"),
+    Case("inv-docker-port-99999", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "docker: 'tcp://h:99999'}\n"}, needs="cluster", expect="the port '99999'"),
+    Case("inv-docker-port-abc", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "docker: 'ssh://h:abc'}\n"}, needs="cluster", expect="the port 'abc'"),
+    Case("inv-docker-ipv6-unclosed", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "docker: 'ssh://[::1'}\n"}, needs="cluster", expect="closing ']'"),
+    Case("inv-address-leading-dash", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n  - {name: a, profile: cpu-selftest, "
+                    "address: '-oProxyCommand=x'}\n"}, needs="cluster", expect="address"),
+    Case("docker-host-port-99999", ["ps"], env={"DOCKER_HOST": "tcp://127.0.0.1:99999"},
+         expect="the port '99999'"),
+    Case("docker-host-ipv6-unclosed", ["ps"], env={"DOCKER_HOST": "ssh://[::1"},
+         expect="closing ']'"),
+    Case("yaml-nested-5000", VALIDATE,
+         {"p.yaml": prof("notes: " + "[" * 5000 + "]" * 5000 + "\n")},
+         expect="p.yaml:4: YAML syntax error: nested more than 64"),
+    Case("inv-yaml-nested-5000", CPS,
+         {"h.yaml": "cluster: {name: c1}\nhosts:\n" + GOOD_HOST + "x: " + "{a: " * 3000
+                    + "1" + "}" * 3000 + "\n"}, needs="cluster", expect="nested more than 64"),
+    Case("perf-begin-above-end", VALIDATE,
+         {"p.yaml": prof("stages:\n  perf: {begin: 8G, end: 4G}\n")}, expect="above end"),
+    Case("perf-size-above-1t", SHOW + ["--set", "stages.perf.end=4T"], expect="above 1T"),
+    Case("timeouts-zero", VALIDATE, {"p.yaml": prof("stages:\n  timeouts: {perf: 0}\n")},
+         expect="stages.timeouts.perf"),
+    Case("timeouts-huge", SHOW + ["--set", "stages.timeouts.perf=9999999999"],
+         expect="604800"),
+    Case("import-nranks-huge", ["results", "import", "p.yaml", "--nranks", "100000000"],
+         {"p.yaml": "x\n"}, expect="4096"),
 ]
 
 HAS_CLUSTER = importlib.util.find_spec("containerctl.cli_cluster") is not None

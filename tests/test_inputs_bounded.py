@@ -3,8 +3,11 @@ numbers bounded where they enter, YAML depth bounded, a full or odd home explain
 bounded whatever a stage prints. Real parts: the real CLI, the real ssh client, a real tmpfs."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -139,3 +142,252 @@ def test_preflight_argv_real_ssh_takes_dash_host_as_a_host(tmp_path):
     argv = u.ssh_argv("-o", "ConnectTimeout=2", "-o", "BatchMode=yes") + ["true"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and not marker.exists()
+
+
+# --- numbers and YAML bounded where they enter ---------------------------------------------------
+
+def _prof(tmp_path, body: str) -> str:
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: ib-{uuid.uuid4().hex[:6]}\nimage: a\nplatform: cpu\n{body}")
+    return str(p)
+
+
+@pytest.mark.parametrize("body,expect", [
+    ("stages:\n  perf: {begin: 8G, end: 4G}\n", "begin 8G is above end 4G"),
+    ("stages:\n  perf: {end: 2T}\n", "above 1T"),
+    ("stages:\n  perf: {iters: 100000000}\n", "iters"),
+    ("stages:\n  perf: {factor: 100000}\n", "factor"),
+    ("stages:\n  timeouts: {perf: 0}\n", "stages.timeouts.perf 0"),
+    ("stages:\n  timeouts: {perf: 99999999999}\n", "from 1 to 604800"),
+    ("stages:\n  unittest: {timeout_per_binary: 99999999}\n", "timeout_per_binary"),
+    ("flagcx: {nranks: 100000000}\n", "nranks"),
+    ("notes: " + "[" * 5000 + "]" * 5000 + "\n", "p.yaml:4: YAML syntax error: nested more than 64"),
+    ("notes:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)), "nested more than 64"),
+])
+def test_profile_numbers_and_depth_bounded(tmp_path, body, expect):
+    r = cli("profile", "validate", _prof(tmp_path, body), timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert expect in r.stderr and "Traceback" not in r.stderr and "fix:" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 2, r.stderr
+
+
+def test_set_values_are_depth_bounded_too():
+    r = cli("profile", "show", "cpu-selftest", "--set", "notes=" + "[" * 5000 + "]" * 5000)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
+def test_yaml_depth_unit():
+    import yaml
+    from containerctl import yamlio
+    ok = "a: " + "[" * 60 + "]" * 60
+    assert yamlio.safe_load(ok)["a"] is not None
+    with pytest.raises(yaml.YAMLError) as ei:
+        yamlio.compose("a: 1\nb:\n" + "".join("  " * i + "- \n" for i in range(1, 80)))
+    assert ei.value.problem_mark.line + 1 == 66          # where the 65th level begins
+    # aliases count at every place they are used: 40 anchors of 10 levels each are 400 deep
+    chain = "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [[[[[[[[[[*a{i - 1}]]]]]]]]]]\n"
+                                      for i in range(1, 40))
+    with pytest.raises(yaml.YAMLError):
+        yamlio.compose(chain)
+
+
+def test_import_nranks_and_size_bounded(tmp_path):
+    f = tmp_path / "perf.txt"
+    line = "Comm size: 1024 bytes; Elapsed time: 0.001 sec; Algo bandwidth: 1.0 GB/s; " \
+           "Bus bandwidth: 1.0 GB/s\n"
+    f.write_text(line)
+    r = cli("results", "import", str(f), "--nranks", "100000000", timeout=60)
+    assert r.returncode == 2 and "4096" in r.stderr and "Traceback" not in r.stderr
+    big = tmp_path / "big.txt"
+    big.write_text(line * 30000)          # ~2.6 MB
+    r = cli("results", "import", str(big), env={"CONTAINERCTL_PARSE_LIMIT_MB": "1"})
+    assert r.returncode == 2 and "imports at most 1 MiB" in r.stderr, r.stderr
+    assert cli("results", "import", str(big)).returncode == 0
+
+
+# --- the home: odd file types and a full disk -----------------------------------------------------
+
+@pytest.fixture
+def up_container(unique_name, selftest_image):
+    r = cli("up", "--profile", "cpu-selftest", "--name", unique_name)
+    assert r.returncode == 0, r.stderr
+    return unique_name
+
+
+def test_lock_and_state_paths_that_are_not_files(up_container, tmp_path):
+    home = Path(os.environ["CONTAINERCTL_HOME"])
+    lock = home / "locks" / f"{up_container}.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir(parents=True)
+    (lock / "mine.txt").write_text("the user's")
+    r = cli("up", "--profile", "cpu-selftest", "--name", up_container,
+            "--set", "container.shm_size=2G", timeout=120)
+    assert r.returncode == 2 and "is a directory, not a file" in r.stderr, r.stderr
+    assert (lock / "mine.txt").read_text() == "the user's"        # never removed
+    lock.rename(tmp_path / "moved")
+    state = home / "state" / f"{up_container}.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.unlink(missing_ok=True)
+    os.mkfifo(state)
+    r = cli("exec-stage", "deps", "--name", up_container, "-q", timeout=120)   # a FIFO hung
+    assert r.returncode == 2 and "is a FIFO, not a file" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 2 and state.exists()
+
+
+BIG = """name: big
+description: test stage - prints about 2 MB
+requires: []
+timeout: 120
+script: |
+  head -c 2000000 /dev/zero | tr '\\0' 'x' | fold -w 100
+  echo done
+"""
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    m = tmp_path / "tmpfs"
+    m.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(m)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield m
+    subprocess.run(["umount", "-l", str(m)], capture_output=True)
+
+
+def _fill(m: Path, leave_kb: int) -> None:
+    st = os.statvfs(m)
+    free_kb = st.f_bavail * st.f_frsize // 1024
+    with open(m / "filler", "ab") as f:
+        f.write(b"\0" * max(0, free_kb - leave_kb) * 1024)
+
+
+def test_full_disk_during_a_run(small_tmpfs, unique_name, selftest_image, tmp_path):
+    home = small_tmpfs / "home"
+    env = {"CONTAINERCTL_HOME": str(home)}
+    assert cli("up", "--profile", "cpu-selftest", "--name", unique_name, env=env).returncode == 0
+    cwd = tmp_path / "cwd"
+    (cwd / "stages").mkdir(parents=True)
+    (cwd / "stages" / "96-big.yaml").write_text(BIG)
+    _fill(small_tmpfs, 160)
+    r = cli("exec-stage", "big", "--name", unique_name, "-q", env=env, cwd=str(cwd), timeout=300)
+    assert r.returncode == 1, r.stderr[-500:]
+    err = r.stderr.strip().splitlines()
+    assert err[-2].startswith("error: cannot write the stage log") and "No space left" in err[-2]
+    assert err[-1].startswith("  fix: free space there")
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    runs = list((home / "results").glob("*/run.json"))
+    assert len(runs) == 1
+    meta = json.loads(runs[0].read_text())
+    assert meta["status"] == "error" and "No space left" in meta["error"]
+    assert not [p for p in small_tmpfs.rglob("*") if ".tmp" in p.name]
+    # completely full before the run: refused before anything starts, in one line
+    _fill(small_tmpfs, 0)
+    r = cli("exec-stage", "big", "--name", unique_name, "-q", env=env, cwd=str(cwd), timeout=300)
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr and "internal error" not in r.stderr
+    assert "No space left" in r.stderr and "fix:" in r.stderr
+    assert not [p for p in small_tmpfs.rglob("*") if ".tmp" in p.name]
+
+
+def test_atomic_write_failure_leaves_nothing(tmp_path, monkeypatch):
+    from containerctl import paths
+    from containerctl.errors import HostError
+    target = tmp_path / "d" / "f.json"
+    paths.atomic_write(target, "old")
+    real = os.replace
+
+    def fail(*a, **k):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(HostError):
+        paths.atomic_write(target, "new")
+    monkeypatch.setattr(os, "replace", real)
+    assert target.read_text() == "old" and sorted(os.listdir(target.parent)) == ["f.json"]
+    with pytest.raises(HostError):
+        paths.atomic_write(tmp_path / "d", "x")          # a directory is never replaced
+    assert target.exists()
+
+
+# --- memory bounded whatever a stage prints -------------------------------------------------------
+
+def test_parse_buffer_keeps_head_and_tail():
+    from containerctl.logread import ParseBuffer
+    b = ParseBuffer(limit=1000)
+    data = b"".join(b"line %05d\n" % i for i in range(1000))       # 11000 bytes
+    for i in range(0, len(data), 77):
+        b.extend(data[i:i + 77])
+    t = b.text()
+    assert t.startswith("line 00000\n") and t.endswith("line 00999\n")
+    assert b.dropped > 9000 and "not read here" in t and len(t) < 1200
+    assert all(len(ln) == 10 for ln in t.splitlines() if ln.startswith("line"))   # whole lines
+    small = ParseBuffer(limit=1000)
+    small.extend(data[:999])
+    assert small.text() == data[:999].decode() and small.dropped == 0
+
+
+def test_read_bounded_and_line_splitter(tmp_path):
+    from containerctl.logread import LineSplitter, read_bounded
+    p = tmp_path / "log"
+    p.write_bytes(b"first\n" + b"y" * 5_000_000 + b"\nlast\n")
+    text, dropped = read_bounded(p, limit=100_000)
+    assert text.startswith("first\n") and text.endswith("last\n") and dropped > 4_800_000
+    s = LineSplitter(max_line=1000)
+    out = s.feed(b"z" * 3500)                      # no newline: shown in pieces, not kept
+    assert [len(x) for x in out] == [1000, 1000, 1000] and len(s.pending) == 500
+    assert s.feed(b"\nok\n") == ["z" * 500, "ok"]
+
+
+HUGE = """name: huge
+description: test stage - prints 150 MB of perf lines and one unterminated 20 MB line
+requires: []
+timeout: 300
+parse: perf
+script: |
+  echo "=== containerctl coll=allreduce nranks=2 ==="
+  yes 'Comm size: 1024 bytes; Elapsed time: 0.000001 sec; Algo bandwidth: 1.0 GB/s; Bus bandwidth: 1.0 GB/s' | head -c 150000000
+  head -c 20000000 /dev/zero | tr '\\0' 'z'
+  echo
+  echo "=== containerctl end coll=allreduce rc=0 ==="
+"""
+
+
+def test_a_stage_printing_150_mb_stays_bounded(up_container, tmp_path):
+    """The issue's 150 MB perf log took 3.2 GB of RSS. With an 8 MiB parse limit the whole CLI
+    stays far below that, the log keeps every byte, and the cut is a failed check (no pass
+    drawn from part of the evidence)."""
+    import sys
+    cwd = tmp_path / "cwd"
+    (cwd / "stages").mkdir(parents=True)
+    (cwd / "stages" / "97-huge.yaml").write_text(HUGE)
+    exe = str(Path(sys.executable).parent / "containerctl")
+    # a wrapper whose only child is the CLI: its RUSAGE_CHILDREN peak is the CLI's own
+    wrap = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+            "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+    r = subprocess.run([sys.executable, "-c", wrap, exe, "exec-stage", "huge", "--name",
+                        up_container, "-q"], capture_output=True, text=True, cwd=str(cwd),
+                       timeout=600, env={**os.environ, "CONTAINERCTL_PARSE_LIMIT_MB": "8"})
+    peak_kb, rc = map(int, r.stdout.strip().splitlines()[-1].split()[1:])
+    assert rc == 1, r.stdout[-1000:] + r.stderr[-1000:]
+    assert peak_kb < 300 * 1024, f"peak RSS {peak_kb} KiB"
+    home = Path(os.environ["CONTAINERCTL_HOME"])
+    run_dir = sorted((home / "results").glob("*/run.json"))[-1].parent
+    assert (run_dir / "logs" / "huge.log").stat().st_size > 170_000_000
+    rec = json.loads((run_dir / "huge.json").read_text())
+    cut = [c for c in rec["checks"] if c["name"] == "output read"]
+    assert cut and cut[0]["ok"] is False and rec["status"] == "failed"
+
+
+def test_report_output_that_is_not_a_file(tmp_path):
+    f = tmp_path / "perf.txt"
+    f.write_text("Comm size: 1024 bytes; Elapsed time: 0.001 sec; Algo bandwidth: 1.0 GB/s; "
+                 "Bus bandwidth: 1.0 GB/s\n")
+    rid = cli("results", "import", str(f)).stdout.strip()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    r = cli("report", rid, "-f", "md", "-o", str(out))
+    assert r.returncode == 2 and "not a regular file" in r.stderr
+    assert (out / "keep.txt").read_text() == "mine"
