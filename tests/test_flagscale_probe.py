@@ -309,3 +309,15 @@ def test_report_plots_the_loss_curve(tmp_path):
            html.split('points="', 1)[1].split('"', 1)[0].split()]
     assert len(pts) == 5 and pts[0][1] < pts[-1][1]
     assert "flagcx: 11 → 2.2" in html and "ms / iteration (median): 1234.5" in html
+
+
+def test_a_launch_that_fails_is_a_fail_with_the_runners_error(tmp_path):
+    root = layout(tmp_path, "submodule")
+    runner = root / "flagscale" / "runner" / "runner_train.py"
+    runner.write_text(runner.read_text().replace("import yaml\n", "import yaml\nimport pandas_not_here  # noqa\n"))
+    rc, out = drive(tmp_path, root, "--iterations", "3")
+    c = checks_of(out)
+    assert c["train job"]["ok"] is False
+    assert c["train job"]["detail"] == ("FlagScale's run.py action=run failed: ModuleNotFoundError: "
+                                        "No module named 'pandas_not_here'")
+    assert c["train stop"]["ok"] is True

@@ -164,8 +164,8 @@ def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
         st, ex, lim = (_merged(evs, "stalled"), _merged(evs, "exited"), _merged(evs, "time_limit"))
         tail = [ln[len("CCTL_TAIL| "):] for ln in text.splitlines() if ln.startswith("CCTL_TAIL| ")]
         err = next((ln.strip() for ln in reversed(tail)
-                    if re.search(r"Error|error:|Traceback|Killed|CUDA|NCCL|FLAGCX.*WARN", ln)),
-                   tail[-1].strip() if tail else "")
+                    if re.search(r"\w(Error|Exception)\b|error:|Killed|CUDA error|NCCL error", ln)),
+                   next((ln.strip() for ln in reversed(tail) if ln.strip()), ""))
         if outcome == "reached":
             checks.append(Check("train job", True, f"reached the asked iterations in "
                                 f"{result.get('seconds', '?')} s"))
@@ -187,6 +187,9 @@ def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
             checks.append(Check("train job", False,
                                 f"terminated by signal {outcome.rsplit('-', 1)[1]} after {n} "
                                 "iteration(s) (the stage's timeout or an interrupt)"))
+        elif outcome == "launch-failed":
+            checks.append(Check("train job", False, "FlagScale's run.py action=run failed"
+                                + (f": {err[:300]}" if err else "")))
         else:
             checks.append(Check("train job", False, f"{outcome}"
                                 + (f": {err[:300]}" if err else "")))

@@ -383,10 +383,14 @@ def main(argv=None) -> int:
     t0 = time.time()
     outcome = "unknown"
     try:
-        rc = subprocess.run(cmd, cwd=root, env=env, timeout=600).returncode
+        lp = subprocess.run(cmd, cwd=root, env=env, timeout=600, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+        print(lp.stdout, end="", flush=True)
+        rc = lp.returncode
         say("launch", rc=rc)
         if rc != 0:
             outcome = "launch-failed"
+            state["launch_tail"] = lp.stdout.splitlines()[-40:]
             return_code = 1
         else:
             seen: set[int] = set()
@@ -444,7 +448,7 @@ def main(argv=None) -> int:
             print(ln)
     if outcome != "reached":
         print("=== containerctl train log tail ===")
-        for ln in text.splitlines()[-60:]:
+        for ln in (state.get("launch_tail") or []) + text.splitlines()[-60:]:
             print(f"CCTL_TAIL| {ln}")
     return return_code
 
