@@ -330,3 +330,20 @@ def test_export_of_a_slurm_inventory_prints_the_backends_lines():
     assert r.stdout == (GOLDEN / "pyxis.txt").read_text()
     r = cli("cluster", "export", "-f", "mpijob", "--hosts", str(ROOT / "examples" / "slurm-pyxis.yaml"))
     assert r.returncode == 2 and "is a Slurm inventory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_stage_timeout_cancels_the_job(slurm_cluster, built, home):
+    cl = slurm_cluster
+    exe = Path(sys.executable).parent / "containerctl"
+    t0 = time.monotonic()
+    r = subprocess.run([str(exe), "cluster", "exec-stage", "perf", "--hosts", str(built),
+                        "-b", "1M", "-e", "64M", "-n", "400", "--timeout", "12", "-q"],
+                       capture_output=True, text=True, timeout=180)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stdout + r.stderr
+    perf = _rec(home, "perf")
+    assert perf["status"] == "timeout", perf["message"]
+    meta = _run_meta(home)
+    assert meta["slurm"]["job_state"] == "CANCELLED"
+    assert "cctl-t-" not in _squeue(cl, "-o", "%j")
+    assert took < 90
