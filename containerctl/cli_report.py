@@ -139,7 +139,8 @@ def results_list(json_out: bool = typer.Option(False, "--json", help="Machine-re
     if json_out:
         import json
 
-        typer.echo(json.dumps(runs, indent=2, ensure_ascii=False))
+        from .textsafe import json_text
+        typer.echo(json_text(json.dumps(runs, indent=2, ensure_ascii=False)))
         return
     if not runs:
         typer.echo(f"no runs in {store.results_dir()}", err=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from .errors import NotFound, UsageError
-from .textsafe import printable, xml_safe
+from .textsafe import json_text, printable, xml_safe
 from .results import store
 from .results.parsers import normalize_coll
 from .results.references import human_size, primary_sweep, short_size
@@ -338,8 +338,8 @@ def render_markdown(runs: list[dict[str, Any]], coll: str | None = None) -> str:
 
 
 def render_json(runs: list[dict[str, Any]]) -> str:
-    return json.dumps({"schema": "containerctl.report/1", "generated": store.now_iso(), "runs": runs},
-                      indent=2, ensure_ascii=False) + "\n"
+    return json_text(json.dumps({"schema": "containerctl.report/1", "generated": store.now_iso(),
+                                 "runs": runs}, indent=2, ensure_ascii=False)) + "\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,7 +657,7 @@ def compare(run_a: dict[str, Any], run_b: dict[str, Any], coll: str = "allreduce
 def render_compare(cmp: dict[str, Any], fmt: str = "table", width: int = 140) -> str:
     a, b = cmp["a"], cmp["b"]
     if fmt == "json":
-        return json.dumps(cmp, indent=2, ensure_ascii=False) + "\n"
+        return json_text(json.dumps(cmp, indent=2, ensure_ascii=False)) + "\n"
     if fmt == "md":
         lines = [f"# {cmp['coll']}: {_md_cell(b['label'])} (B) vs {_md_cell(a['label'])} (A)", "",
                  f"A = `{a['run_id']}`, B = `{b['run_id']}`", "",

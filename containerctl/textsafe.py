@@ -73,3 +73,13 @@ class SafeStream:
 
     def __getattr__(self, name):
         return getattr(self.raw, name)
+
+
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(s: str) -> str:
+    """JSON text (json.dumps(..., ensure_ascii=False)) with the characters json.dumps leaves raw
+    that can still act on a terminal (DEL, C1 such as the one-byte CSI 0x9b, bidi overrides)
+    written as \\uXXXX escapes: the same JSON value, inert on a screen."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", s) if _JSON_RAW.search(s) else s

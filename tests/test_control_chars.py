@@ -135,12 +135,21 @@ def test_imported_label_end_to_end(tmp_path):
     f = tmp_path / "perf.txt"
     f.write_text("".join(f"Comm size: {1 << k} bytes; Elapsed time: 0.001 sec; Algo bandwidth: "
                          f"1.0 GB/s; Bus bandwidth: 1.0 GB/s\n" for k in range(10, 14)))
-    r = cli("results", "import", str(f), "--label", f"A800{EVIL}")
+    r = cli("results", "import", str(f), "--label", f"A800{EVIL}\x9b2J")
     assert r.returncode == 0, r.stderr
     rid = r.stdout.strip()
     assert _clean(r.stderr)
     for args in (["results", "show", rid], ["results", "list"], ["report", rid, "-f", "md"],
-                 ["report", rid, "-f", "junit"], ["report", rid]):
+                 ["report", rid, "-f", "junit"], ["report", rid], ["results", "show", rid, "--json"],
+                 ["results", "list", "--json"], ["report", rid, "--json"]):
         out = cli(*args)
         assert _clean(out.stdout) and _clean(out.stderr), (args, out.stdout)
         assert "EVIL" in out.stdout, args
+
+
+def test_json_keeps_the_data_but_nothing_raw():
+    from containerctl.textsafe import json_text
+    value = {"label": f"x{EVIL}\x9b2J\u202e\x7f"}
+    text = json_text(json.dumps(value, ensure_ascii=False))
+    assert json.loads(text) == value
+    assert not any(c in text for c in ("\x1b", "\x07", "\x9b", "\r", "\u202e", "\x7f"))

@@ -62,5 +62,6 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: st
 
 def print_json(obj: Any, file=None) -> None:
     out = file or sys.stdout
-    out.write(json.dumps(obj, indent=1, ensure_ascii=False, default=str) + "\n")
+    from ..textsafe import json_text     # DEL/C1/bidi as \\u escapes: the same JSON, inert
+    out.write(json_text(json.dumps(obj, indent=1, ensure_ascii=False, default=str)) + "\n")
     out.flush()
