@@ -202,3 +202,26 @@ def test_a_reader_that_goes_away_changes_nothing(built):
     assert meta["status"] == "passed", meta
     perf = json.loads((Path(built.home) / "results" / rid / "perf.json").read_text())
     assert perf["status"] == "passed" and perf["finished"]
+
+
+def test_the_old_record_is_rewritten_only_when_it_is_that_run_and_still_running(tmp_path):
+    from containerctl.stages.locks import mark_interrupted
+    d = tmp_path / "20261206-010101-x"
+    d.mkdir()
+    f = d / "run.json"
+    base = {"schema": "containerctl.run/1", "run_id": d.name, "status": "running",
+            "started": "2026-12-06T01:01:01+00:00", "finished": None, "stages": ["perf"]}
+    m = {"token": "ab", "run_id": d.name, "results": str(d), "host": "h", "home": "x"}
+    f.write_text(json.dumps(base))
+    assert mark_interrupted(m, lost="lost 2026-12-06T01:02:03Z") == (str(f), "running")
+    now = json.loads(f.read_text())
+    assert now["status"] == "interrupted" and now["finished"] and "01:02:03" in now["error"]
+    # a record its CLI finished is left as it is; another run's record is not touched
+    f.write_text(json.dumps(dict(base, status="failed", finished="2026-12-06T01:05:00+00:00")))
+    assert mark_interrupted(m) == (str(f), "failed")
+    assert json.loads(f.read_text())["status"] == "failed"
+    f.write_text(json.dumps(dict(base, run_id="other")))
+    assert mark_interrupted(m) == (None, None)
+    assert json.loads(f.read_text())["status"] == "running"
+    # unreachable from here (another machine's path)
+    assert mark_interrupted(dict(m, results=str(tmp_path / "nowhere"))) == (None, None)

@@ -306,7 +306,9 @@ class ContainerLock:
                       "processes were stopped")
             return
         self.orphans.append(m)
-        rewritten = mark_interrupted(m, lost=tail.strip())
+        rewritten, before = mark_interrupted(m, lost=tail.strip())
+        if rewritten and before != "running":
+            return   # its CLI recorded how it ended (e.g. the container was stopped under it)
         where = (f"its record {rewritten} now says interrupted" if rewritten else
                  f"its record ({m.get('results')} on {m.get('host')}) is not reachable from "
                  "here")
@@ -315,24 +317,24 @@ class ContainerLock:
                   f"cleanly: its processes were stopped; {where}")
 
 
-def mark_interrupted(marker: dict, lost: str = "") -> str | None:
+def mark_interrupted(marker: dict, lost: str = "") -> tuple[str | None, str | None]:
     """Rewrite the run.json the marker names to `interrupted` when it is reachable from here
-    and still says `running`. Returns its path, or None."""
+    and still says `running`. Returns (its path or None, the status it had)."""
     from pathlib import Path
 
     from .. import paths
     res = marker.get("results")
     if not res:
-        return None
+        return None, None
     f = Path(res) / "run.json"
     try:
         meta = json.loads(f.read_text())
     except (OSError, ValueError):
-        return None
+        return None, None
     if not isinstance(meta, dict) or meta.get("run_id") != marker.get("run_id"):
-        return None
+        return None, None
     if meta.get("status") != "running":
-        return str(f)
+        return str(f), meta.get("status")
     meta["status"] = "interrupted"
     meta["finished"] = meta.get("finished") or time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
                                                              time.gmtime())
@@ -343,6 +345,6 @@ def mark_interrupted(marker: dict, lost: str = "") -> str | None:
     try:
         paths.atomic_write(f, json.dumps(meta, indent=1))
     except OSError:
-        return None
-    return str(f)
+        return None, "running"
+    return str(f), "running"
 

@@ -541,7 +541,7 @@ class Pipeline:
         self.container_source = marker
         build = self.state["stages"].get("build", {})
         had = build.get("source")
-        if marker and had and build.get("status") == "passed" and _fp_word(had) != marker:
+        if had and build.get("status") == "passed" and _fp_word(had) != marker:
             gone = {"build"}
             for d in self.defs:
                 if any(r in gone for r in d.requires):
@@ -549,10 +549,11 @@ class Pipeline:
             dropped = [n for n in self.state["stages"] if n in gone]
             for n in dropped:
                 self.state["stages"].pop(n, None)
+            now_is = f"is source {marker}" if marker else "has no containerctl source marker"
             self.status(f"note: the FlagCX tree in {self.container}:{self.profile.flagcx.dir} "
-                        f"is source {marker}, not {_fp_word(had)} that build passed with here "
-                        f"(rebuilt from another home?): {', '.join(dropped)} will run again")
-        if cst is not None or (marker and had):
+                        f"{now_is}, not {_fp_word(had)} that build passed with here "
+                        f"(rebuilt from another home?): {', '.join(dropped)} must run again")
+        if cst is not None or had:
             save_state(self.container, self.state)
 
     def inputs_hash(self, sd: StageDef, script: str, extra: str = "") -> str:
