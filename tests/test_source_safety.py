@@ -623,3 +623,46 @@ def test_git_source_clones_beside_and_marks(engine, selftest_image, tmp_path, un
     assert r.returncode == 0, r.stdout + r.stderr
     assert read_marker(engine, unique_name, "/workspace/FlagCX") == sha
     assert "cctl-clone" not in in_container(engine, unique_name, "ls -A /workspace")
+
+
+@pytest.mark.docker
+def test_destination_states_and_the_emptying_shell(engine, selftest_image, unique_name):
+    """What flagcx.dir is, as containerctl sees it, and the shell that empties it checking the
+    marker again itself (whatever changed since the look): no marker, or a checkout built in
+    place, is never emptied."""
+    from containerctl.errors import StageError
+    from containerctl.stages.source import _EMPTY, _empty, inspect_dest
+    c = engine.api.create_container(selftest_image, ["sleep", "infinity"], name=unique_name,
+                                    labels={"io.containerctl.managed": "1"})
+    engine.api.start(c["Id"])
+    sh = (lambda s: in_container(engine, unique_name, s))
+    sh("mkdir -p /w/empty /w/mine /w/ours/sub /w/inplace && echo x > /w/mine/f && echo f > /w/file"
+       " && echo y > /w/ours/sub/g && printf 'abc123\\n' > /w/ours/.containerctl-source"
+       " && echo z > /w/inplace/h && printf 'abc123 in-place\\n' > /w/inplace/.containerctl-source"
+       " && ln -s /etc /w/link && mkdir -p /w/fake && ln -s /etc/hostname "
+       "/w/fake/.containerctl-source && echo k > /w/fake/keep")
+    states = {p: inspect_dest(engine, unique_name, f"/w/{p}") for p in
+              ["absent", "empty", "mine", "file", "ours", "inplace", "link", "fake"]}
+    assert {p: d.state for p, d in states.items()} == {
+        "absent": "absent", "empty": "empty", "mine": "unmarked", "file": "notdir",
+        "ours": "marked", "inplace": "marked", "link": "link", "fake": "unmarked"}
+    assert [p for p, d in states.items() if d.ours] == ["absent", "empty", "ours"]
+    assert states["ours"].marker == ["abc123"] and states["link"].resolved == "/etc"
+
+    def empty(p):
+        return engine.exec(unique_name, ["sh", "-c", _EMPTY, "empty", f"/w/{p}"])
+    assert empty("mine") == 3 and empty("fake") == 3 and empty("link") == 3
+    assert empty("inplace") == 4
+    assert sh("cat /w/mine/f /w/inplace/h /w/fake/keep") == "x\nz\nk\n"
+    assert sh("ls /etc | wc -l").strip() != "0"
+    # the Python side says so as a stage error, naming the directory
+    with pytest.raises(StageError) as e:
+        _empty(engine, unique_name, "/w/mine", states["mine"])
+    assert "/w/mine" in e.value.message
+    # containerctl's own directory: emptied, the marker kept (saying `incomplete`) until refilled
+    assert empty("ours") == 0
+    assert sh("ls -A /w/ours") == ".containerctl-source\n"
+    assert sh("cat /w/ours/.containerctl-source") == "incomplete\n"
+    from containerctl.stages.source import read_marker
+    assert read_marker(engine, unique_name, "/w/ours") is None
+    assert empty("absent") == 0 and sh("cat /w/absent/.containerctl-source") == "incomplete\n"
