@@ -212,3 +212,62 @@ def test_reference_lower_bound_and_unmeasured_sizes():
     assert by["ref allreduce busbw 1G"] is None      # not measured: SKIP, never PASS
     by = {c.name: c.ok for c in R.evaluate(_metrics({g4: 129.0}), refs)}
     assert by["ref allreduce busbw 4G"] is False     # just below the tolerance
+
+
+# ------------------------------------------------------------------ issue 18: rules no test held
+
+def test_a_value_exactly_at_the_tolerance_passes_and_just_below_fails():
+    refs = {"allreduce": {1024: R.Reference(100.0, -0.5, None, "GB/s", "busbw", 2)}}    # lo = 50.0 exactly
+    assert [c.ok for c in R.evaluate(_metrics({1024: 50.0}), refs)] == [True]
+    assert [c.ok for c in R.evaluate(_metrics({1024: 49.999}), refs)] == [False]
+
+
+def test_a_sweep_spanning_exactly_1000x_is_judged_for_flat_time():
+    rows = [{"size": 67109, "time_s": 1e-5, "algbw": 1.0, "busbw": 1.0},
+            {"size": 67109 * 1000, "time_s": 1e-5, "algbw": 1.0, "busbw": 1.0}]
+    c = P.check_plausible("allreduce", {"sweeps": [{"rows": rows}]}, None)
+    assert c.ok is False and "1000× the data" in c.detail
+
+
+def test_the_oracle_compares_the_last_size_too():
+    good = "0.000000 3.000000 6.000000 9.000000"
+    text = allreduce_2ranks(sizes=(1024, 2048, 4096))
+    assert P.check_collective("allreduce", text, 2).ok is True
+    # only the last (largest) size is wrong, on rank 1 only
+    i = text.rindex(f"rank 1 recvbuff = {good}")
+    bad = text[:i] + "rank 1 recvbuff = 0.000000 3.000000 6.000000 9.500000" + text[i + len(f"rank 1 recvbuff = {good}"):]
+    c = P.check_collective("allreduce", bad, 2)
+    assert c.ok is False and "rank 1" in c.detail and "4096" in c.detail.replace("4 KiB", "4096")
+
+
+def test_a_loss_that_turns_nan_fails_training():
+    line = ("iteration {i}/10 | elapsed time per iteration (ms): 100.0 | lm loss: {loss} | "
+            "number of skipped iterations:   0 | number of nan iterations:   0 |")
+    iters = P.parse_flagscale_iterations("\n".join(line.format(i=i, loss=v) for i, v in ((1, "2.5E+00"), (2, "nan"))))
+    checks = {c.name: c.ok for c in P.check_training(iters)}
+    assert checks["train lm loss"] is False and checks["train nan iterations"] is True
+    iters = P.parse_flagscale_iterations("\n".join(line.format(i=i, loss=v) for i, v in ((1, "2.5E+00"), (2, "2.4E+00"))))
+    assert all(c.ok for c in P.check_training(iters))
+
+
+def test_torch_a_rank_numbered_n_is_one_too_many():
+    before = ("rank {r} before allreduce: x = tensor([1.0000, 2.0000]), y = tensor([3.0000, 4.0000])\n")
+    text = "".join(before.format(r=r) for r in range(3))
+    parsed = P.parse_torch_example(text + "rank 0 after allreduce min: x = tensor([1.0000, 2.0000])\n")
+    checks = {c.name: c for c in P.check_torch_example(parsed, 2)}
+    assert checks["torch allreduce ranks"].ok is False and "rank(s) [2] printed too" in checks["torch allreduce ranks"].detail
+
+
+@pytest.mark.parametrize("status", ["failed", "timeout", "interrupted"])
+def test_every_bad_stage_gets_a_failure_screen_and_a_pass_none(tmp_path, monkeypatch, status):
+    monkeypatch.setenv("CONTAINERCTL_HOME", str(tmp_path))
+    from containerctl.results import store
+    from containerctl.ui.failure import failure_blocks
+    rid = store.start_run("p", stages=["perf", "deps"])["run_id"]
+    store.log_path(rid, "perf").write_text("mpirun noticed that process rank 1 exited on signal 9 (Killed).\n")
+    store.write_stage(rid, store.stage_record(rid, "perf", status=status, started=store.now_iso(), exit_code=137,
+                                              message=f"perf {status}", log="logs/perf.log"))
+    store.write_stage(rid, store.stage_record(rid, "deps", status="passed", started=store.now_iso(), exit_code=0,
+                                              message="1 checks passed"))
+    (title, lines), = failure_blocks(store.load_run(rid))
+    assert title.startswith(f"perf {status}") and any("signal 9" in ln for ln in lines)

@@ -24,10 +24,10 @@ def _digest() -> str:
 
 def test_harness_kills_a_bug_keeps_an_equivalent_change_and_flags_a_stale_mutant():
     real = next(m for m in MUTANTS if m["id"] == "run-status-crash-ignored")
-    equivalent = dict(id="docstring", file="stages/runner.py", tier="unit", why="no behaviour",
+    equivalent = dict(id="docstring", file="results/verdict.py", tier="unit", why="no behaviour",
                       edits=[('"""A run is `passed` only when', '"""A run is PASSED only when')])
-    stale = dict(id="stale", file="stages/runner.py", tier="unit", why="code moved",
-                 edits=[("this text is not in runner.py", "x")])
+    stale = dict(id="stale", file="results/verdict.py", tier="unit", why="code moved",
+                 edits=[("this text is not in verdict.py", "x")])
     before = _digest()
     out = run_mutants.run([real, equivalent, stale], timeout=120, log=lambda *_: None,
                           tests=["tests/test_runner_verdicts.py::test_run_status_rules"])

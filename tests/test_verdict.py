@@ -363,3 +363,18 @@ def test_a_nan_tolerance_in_a_profile_file_is_exit_2_with_file_and_line(tmp_path
     r = run_cli("profile", "validate", str(p))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert "nanref.yaml:4" in r.stderr and "not a finite number" in r.stderr, r.stderr
+
+
+def test_printed_size_lines_alone_are_not_evidence():
+    """main prints no buffers; with no bound for the platform and a sweep too short to show the
+    time growing, nothing says the collective ran: not a pass (a bound makes it one)."""
+    rows = "".join(f"Comm size: {n} bytes; Elapsed time: 0.000010 sec; Algo bandwidth: {n / 1e4:.6f} GB/s; "
+                   f"Bus bandwidth: {n / 1e4:.6f} GB/s\n" for n in (1024, 2048, 4096))
+    text = f"=== containerctl coll=allreduce nranks=2 ===\n{rows}=== containerctl end coll=allreduce rc=0 ===\n"
+    _, checks, _ = C.run_parser("perf", text, {"nranks": 2})
+    by = {c["name"]: c for c in checks}
+    assert by["allreduce output"]["ok"] is True and by["allreduce plausible"]["ok"] is None
+    v = V.stage_verdict(checks)
+    assert v.status == "failed" and v.message.startswith("judged nothing")
+    v = judge("perf", text, h200_ctx())
+    assert v.status == "passed", v

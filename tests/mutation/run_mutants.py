@@ -35,9 +35,11 @@ DATA = ("profiles", "images", "Dockerfile.templates", "workloads")
 sys.path.insert(0, str(HERE))
 from mutants import MUTANTS  # noqa: E402
 
-UNIT_TESTS = ["tests/test_oracle.py", "tests/test_parsers.py", "tests/test_gtest.py",
+UNIT_TESTS = ["tests/test_verdict.py", "tests/test_mutants_killed.py",
+              "tests/test_oracle.py", "tests/test_parsers.py", "tests/test_gtest.py",
               "tests/test_flagcx_probe.py", "tests/test_quoting.py", "tests/test_h200_fixtures.py",
-              "tests/test_mutants_killed.py",
+              "tests/test_h200_releases.py", "tests/test_store.py", "tests/test_logerrors.py",
+              "tests/test_ui_units.py", "tests/test_cluster_export.py",
               "tests/test_runner_verdicts.py::test_run_status_rules"]
 UNIT_DESELECT = "not hostile_mpi_home"          # test_quoting's one real-engine test
 DOCKER_TESTS = ["tests/test_lifecycle.py::test_up_noop_recreate_down",
