@@ -285,6 +285,10 @@ def test_slurmd_killed_mid_step_fails_naming_the_node(slurm_cluster, built, home
     perf = _rec(home, "perf")
     assert perf["status"] == "failed"
     assert victim in perf["message"], perf["message"]
+    assert "NODE_FAIL" in perf["message"]
+    meta = _run_meta(home)
+    assert meta["slurm"]["job_state"] == "NODE_FAIL"          # not requeued, not COMPLETED
+    assert {s["state"] for s in meta["slurm"]["steps"]} == {"NODE_FAIL"}
     assert "cctl-t-" not in _squeue(cl, "-o", "%j")
 
 

@@ -44,7 +44,7 @@ def alloc_argv(s, job_name: str, hold: str) -> list[str]:
     (so the job ends COMPLETED when containerctl is done, CANCELLED when it is not)."""
     argv = ["sbatch", "--parsable", f"--job-name={job_name}", f"--nodes={s.nodes}",
             f"--ntasks-per-node={s.tasks_per_node}", f"--time={s.time_limit}",
-            f"--output={hold}.out"]
+            f"--output={hold}.out", "--no-requeue"]   # a node failure ends it: NODE_FAIL
     if s.partition:
         argv.append(f"--partition={s.partition}")
     if s.account:
@@ -188,6 +188,23 @@ class SlurmCluster:
                 out[kv["NodeName"]] = kv
         return out
 
+    def settle(self, job: str, wait: float = 25.0) -> tuple[dict, dict, list[str]]:
+        """The job's state and its nodes' after a step: a job that is no longer RUNNING is
+        followed until Slurm has decided (COMPLETING → NODE_FAIL, CANCELLED, TIMEOUT …) and a
+        node has been found down, so that the record names the node and the final state."""
+        deadline = time.monotonic() + wait
+        while True:
+            info = self.job(job)
+            state = info.get("JobState", "gone")
+            alloc = expand_nodelist(info.get("NodeList", ""))
+            bad = {n: kv for n, kv in self.nodes(alloc).items()
+                   if any(b in kv.get("State", "") for b in BAD_NODE)}
+            decided = state in ("RUNNING", "COMPLETED") and not bad or \
+                state not in ACTIVE + ("COMPLETING",) and (bad or state != "NODE_FAIL")
+            if decided or time.monotonic() > deadline:
+                return info, bad, alloc
+            time.sleep(0.5)
+
     def steps_sacct(self, job: str) -> list[dict]:
         if not self.accounting:
             return []
@@ -246,12 +263,8 @@ class SlurmCluster:
 
     def judge(self, job: str, stage: str, code: int, outcome: str, text: str,
               rank_file: str, steps: list) -> dict:
-        info = self.job(job)
+        info, bad_nodes, alloc = self.settle(job)
         state = info.get("JobState", "gone")
-        alloc = expand_nodelist(info.get("NodeList", ""))
-        nodes = self.nodes(alloc)
-        bad_nodes = {n: kv for n, kv in nodes.items()
-                     if any(b in kv.get("State", "") for b in BAD_NODE)}
         fails = srun_failures(text)
         ranks: dict[str, str] = {}
         stage_steps: list[dict] = []
