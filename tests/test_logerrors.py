@@ -75,3 +75,44 @@ def test_nccl_api_mismatch_fix_line():
     assert L.nccl_api_mismatch(unicode_quotes, "2.27.3") is not None
     assert L.nccl_api_mismatch((LOGS / "link_mpi.log").read_text(), "2.28.9") is None
     assert L.nccl_api_mismatch("foo.cc:1:1: error: 'bar' was not declared in this scope\n", "2.28.9") is None
+
+
+# issue 20: v0.10.0 on a CUDA 13.0 toolkit stopped at a missing header, and the NCCL mismatch line
+# blamed NCCL for it (the undeclared symbols after it follow from the header, not from NCCL)
+MISSING_HEADER_LOG = """\
++ make USE_NVIDIA=1 DEVICE_HOME=/usr/local/cuda CCL_HOME=/var/tmp/nccl MPI_HOME=/usr/lib/x86_64-linux-gnu/openmpi -j16
+NCCL_VERSION=2.28.9 CCL_HOME=/var/tmp/nccl
+In file included from flagcx/adaptor/nvidia_adaptor.cc:3:
+flagcx/adaptor/include/atomic_device.h:22:10: fatal error: cuda/atomic: No such file or directory
+   22 | #include <cuda/atomic>
+      |          ^~~~~~~~~~~~~
+compilation terminated.
+flagcx/adaptor/nccl_adaptor.cc:132:5: error: 'NCCL_DEV_COMM_REQUIREMENTS_INITIALIZER' was not declared in this scope
+make: *** [Makefile:362: build/obj/adaptor/nvidia_adaptor.o] Error 1
+"""
+
+
+def test_missing_header_is_named_not_blamed_on_nccl():
+    fix = L.nccl_api_mismatch(MISSING_HEADER_LOG, "2.28.9")
+    assert fix is not None and fix.startswith("missing header cuda/atomic:"), fix
+    assert "include/cccl" in fix and "NCCL" not in fix
+    e = L.first_error(MISSING_HEADER_LOG)
+    assert e is not None and "cuda/atomic: No such file or directory" in e.line
+
+
+@pytest.mark.parametrize("header,needle", [
+    ("nlohmann/json.hpp", "nlohmann-json3-dev"), ("gtest/gtest.h", "libgtest-dev"),
+    ("mpi.h", "flagcx.mpi_home"), ("nccl.h", "flagcx.ccl_home"),
+    ("foo/bar.h", "find the package or include path"),
+])
+def test_missing_header_says_where_it_comes_from(header, needle):
+    line = f"src/x.cc:1:10: fatal error: {header}: No such file or directory"
+    got = L.missing_header(line)
+    assert got is not None and got.startswith(f"missing header {header}:") and needle in got
+    assert L.missing_header("src/x.cc:1:1: error: 'x' was not declared in this scope") is None
+
+
+def test_nccl_mismatch_still_found_when_it_is_the_first_error():
+    text = ("nccl_adaptor.cc:132:5: error: 'NCCL_DEV_COMM_REQUIREMENTS_INITIALIZER' was not "
+            "declared in this scope\nx.cc:1:10: fatal error: foo.h: No such file or directory\n")
+    assert "NCCL 2.28.9" in L.nccl_api_mismatch(text, "2.28.9")

@@ -160,11 +160,17 @@ def resolve(stage: str, name: str, v: Variant, fxi: "FlagCXInterface | None",
 # ---------------------------------------------------------------------------------------------
 # devices
 
+def _in_container(device: str) -> str:
+    """The path a device has in the container: /dev/x, or the second part of SRC:DST[:rwm]."""
+    parts = device.split(":")
+    return parts[1] if len(parts) > 1 and parts[1].startswith("/") else parts[0]
+
+
 def count_script(profile) -> str:
     """A bash snippet that prints `DEVICES <n> <how>` for what the container sees: the device
     nodes the profile passes (patterns with a number, e.g. /dev/nvidia[0-9]*), /dev/dri's render
     nodes, or the vendor tool's list; `DEVICES - none` when nothing says."""
-    pats = [d.split(":")[0] for d in profile.container.devices]
+    pats = [_in_container(d) for d in profile.container.devices]
     numbered = [p for p in pats if re.search(r"\[0-9\]|\d$", p)]
     lines = ["set +e"]
     if numbered:
@@ -229,7 +235,7 @@ def count_devices(engine, container: str, profile, options: dict, status=None) -
     profile whose explicit nranks must not exceed them) and plan nranks; printed where the run
     starts (status) and recorded in run.json's `devices`."""
     fx = profile.flagcx
-    pats = [d.split(":")[0] for d in profile.container.devices]
+    pats = [_in_container(d) for d in profile.container.devices]
     numbered = any(re.search(r"\[0-9\]|\d$", p) for p in pats) or "/dev/dri" in pats
     auto = fx.nranks == "auto" or fx.visible_devices == "auto"
     if not auto and (profile.platform == "cpu" or not (numbered or profile.vendor_tool)):
