@@ -129,6 +129,9 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
         from .flagcx.variants import check_asked
         from .stages.defs import stage_names
         check_asked(p, list(only or stage_names()), variant)   # refused before anything is made
+    if source:   # a --source tree that cannot be read and copied safely: before any container
+        from .stages.source import check_source_tree
+        check_source_tree(p, source)
     old = lifecycle.would_recreate(engine, p, name, set_)
     if old is not None:
         # what would refuse this run after the recreate refuses it before: the stages'

@@ -67,7 +67,8 @@ def assert_untouched(before: dict[str, str], root: Path) -> None:
 
 def two_line_error(r, *needles):
     out = f"exit {r.returncode}\nstdout:{r.stdout}\nstderr:{r.stderr}"
-    lines = r.stderr.splitlines()
+    # notes another part prints first (e.g. the state reconciled with the container) aside
+    lines = [ln for ln in r.stderr.splitlines() if not ln.startswith("note: ")]
     assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout, out
     assert len(lines) == 2 and lines[0].startswith("error: ") and \
         lines[1].startswith("  fix: "), out
@@ -666,3 +667,41 @@ def test_destination_states_and_the_emptying_shell(engine, selftest_image, uniqu
     from containerctl.stages.source import read_marker
     assert read_marker(engine, unique_name, "/w/ours") is None
     assert empty("absent") == 0 and sh("cat /w/absent/.containerctl-source") == "incomplete\n"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("cls", ["dev-zero", "fifo-outside", "loop", "dir-loop"])
+def test_bad_source_refused_before_a_container_is_made(cls, engine, selftest_image, tmp_path,
+                                                       unique_name, home):
+    """No container yet: `run --source <bad tree>` is refused before `up` makes one (nor its
+    workspace volume), within seconds."""
+    prof = profile_file(tmp_path, selftest_image)
+    src = _tree(tmp_path)
+    link = _plant(src, tmp_path, cls)
+    t0 = time.monotonic()
+    r = cli("run", "--profile", prof, "--name", unique_name, "--source", str(src), "-q",
+            timeout=60)
+    took = time.monotonic() - t0
+    two_line_error(r, LINK_CLASSES[cls][2])
+    assert str(link) in r.stderr or cls == "loop"
+    assert took < 20, took
+    assert engine.find(unique_name) is None
+    assert not engine.volume_exists(f"{unique_name}-workspace")
+    assert not runs(home)
+
+
+@pytest.mark.docker
+def test_unmarked_dir_refuses_a_recreating_run_before_the_recreate(engine, selftest_image,
+                                                                   tmp_path, unique_name):
+    """A run whose changed settings would recreate the container, into a flagcx.dir that is
+    not containerctl's: refused before the recreate (the same container keeps running)."""
+    prof = profile_file(tmp_path, selftest_image)
+    assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
+    cid = engine.inspect(unique_name)["Id"]
+    in_container(engine, unique_name, "mkdir -p /workspace/FlagCX && echo mine > "
+                 "/workspace/FlagCX/notes.txt")
+    r = cli("run", "--profile", prof, "--name", unique_name, "--set",
+            "container.shm_size=300M", "--only", "deps", "--only", "build", "-q", timeout=300)
+    two_line_error(r, "no .containerctl-source marker")
+    assert engine.inspect(unique_name)["Id"] == cid
+    assert in_container(engine, unique_name, "cat /workspace/FlagCX/notes.txt") == "mine\n"

@@ -309,11 +309,11 @@ class Dest:
         return ""
 
 
-def _mount_facts(engine: Engine, container: str, dest: str
-                 ) -> tuple[str | None, str | None, list[str]]:
+def _mount_facts(info: dict, dest: str) -> tuple[str | None, str | None, list[str]]:
     """(host path, mount destination) when `dest` sits on a bind mount, else (None, None); and
-    the container's mounts below `dest` (emptying it would reach into them)."""
-    mounts = engine.inspect(container).get("Mounts") or []
+    the container's mounts below `dest` (emptying it would reach into them). `info`: the
+    container's inspect."""
+    mounts = info.get("Mounts") or []
     best, inner = None, []
     for m in mounts:
         d = (m.get("Destination") or "").rstrip("/") or "/"
@@ -330,6 +330,11 @@ def _mount_facts(engine: Engine, container: str, dest: str
 
 
 def inspect_dest(engine: Engine, container: str, dest: str) -> Dest:
+    """What `dest` is in the container (state `unknown` while the container does not run:
+    nothing can be looked at, nor changed)."""
+    info = engine.inspect(container)
+    if not (info.get("State") or {}).get("Running"):
+        return Dest(dest, "unknown", [])
     code, out = engine.exec_capture(container, ["sh", "-c", _PROBE, "probe", dest])
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if code != 0 or not lines:
@@ -338,7 +343,7 @@ def inspect_dest(engine: Engine, container: str, dest: str) -> Dest:
     head = lines[0].split()
     d = Dest(dest, head[0], head[1:] if head[0] == "marked" else [],
              git="git" in lines[1:], resolved=" ".join(head[1:]) if head[0] == "link" else "")
-    d.host, d.mount, d.inner = _mount_facts(engine, container, dest)
+    d.host, d.mount, d.inner = _mount_facts(info, dest)
     return d
 
 
@@ -351,6 +356,8 @@ def check_destination(engine: Engine, container: str, profile: Profile,
     kind, loc, _ref = source
     path = profile.flagcx.dir.rstrip("/") or "/"
     d = inspect_dest(engine, container, path)
+    if d.state == "unknown":
+        return d     # a stopped container (checked before a recreate): looked at once it runs
     alt = f"{path}-cctl"
     if d.state == "link":
         raise UsageError(f"flagcx.dir {path} in {container} is reached through a symlink (it "
@@ -398,6 +405,9 @@ def prepare_source(engine: Engine, container: str, profile: Profile, log: Callab
         d = check_destination(engine, container, profile, source)
     except UsageError as exc:     # the container changed since the run's preflight
         raise StageError(exc.message, exc.hint) from None
+    if d.state == "unknown":
+        raise StageError(f"{container} stopped before FlagCX could be copied into it",
+                         "see `containerctl status` and start it again with `containerctl up`")
     if kind == "dir":
         root = Path(loc)
         fp = identity.rsplit(":", 1)[-1]
@@ -459,6 +469,14 @@ def _empty(engine: Engine, container: str, dest: str, d: Dest) -> None:
     if code != 0:
         raise StageError(f"could not empty {dest} in {container} before the copy "
                          f"(exit {code})", "check the container's filesystem")
+
+
+def check_source_tree(profile: Profile, override: str | None = None) -> None:
+    """The source resolves and, when it is a directory, its tree is safe to read and copy:
+    for the CLI, before a container is made for a run."""
+    src = resolve_source(profile, override)
+    if src[0] == "dir":
+        check_tree(Path(src[1]))
 
 
 def check_source(engine: Engine, container: str, profile: Profile,
