@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -705,3 +706,32 @@ def test_unmarked_dir_refuses_a_recreating_run_before_the_recreate(engine, selft
     two_line_error(r, "no .containerctl-source marker")
     assert engine.inspect(unique_name)["Id"] == cid
     assert in_container(engine, unique_name, "cat /workspace/FlagCX/notes.txt") == "mine\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not __import__("shutil").which("setpriv"),
+                    reason="needs root and setpriv to scan as another user")
+def test_unreadable_file_refused_by_the_scan():
+    """A file the user cannot read is named by the scan (before the run), not found by the
+    fingerprint mid-run. Run as `nobody` (root reads everything)."""
+    import shutil
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="cctl-perm-", dir="/tmp"))
+    try:
+        src = d / "src"
+        src.mkdir()
+        os.chmod(d, 0o755)
+        os.chmod(src, 0o755)
+        (src / "ok.c").write_text("x\n")
+        (src / "secret.c").write_text("s\n")
+        os.chmod(src / "secret.c", 0o600)
+        code = ("import sys; sys.path.insert(0, %r)\n"
+                "from containerctl.stages.source import check_tree\n"
+                "from containerctl.errors import UsageError\n"
+                "try:\n    check_tree(%r)\nexcept UsageError as e:\n    print(e.message)\n"
+                % (str(ROOT), str(src)))
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=60)
+        assert f"{src / 'secret.c'} cannot be read" in r.stdout, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(d)

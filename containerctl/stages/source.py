@@ -172,6 +172,9 @@ def scan_tree(root: Path, exclude: Callable[[str], bool] | None = copy_excluded)
                 out.append(Entry(rel, "dir"))
                 subdirs.append(rel)
             elif stat.S_ISREG(mode):
+                if not os.access(p, os.R_OK):     # found now, not mid-run by the fingerprint
+                    raise _refuse(p, "cannot be read (permission denied)",
+                                  "make it readable by this user, or give another source tree")
                 total += st.st_size
                 out.append(Entry(rel, "file", st.st_size))
                 if total > max_bytes:
