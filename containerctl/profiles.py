@@ -382,6 +382,7 @@ class UnittestOpts(_Strict):
                                                        # that hang on this platform
     timeout_per_binary: int = Field(600, ge=1, le=MAX_TIMEOUT_S)
     components: Optional[list[str]] = None   # default: every component the checkout lists
+    skip_binaries: list[str] = Field(default_factory=list)   # not run here, e.g. runner_mpi_tests
     variants: dict[str, Variant] = Field(default_factory=dict)   # exec-stage unittest --variant
 
     @field_validator("variants")

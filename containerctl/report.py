@@ -218,6 +218,12 @@ def run_sections(run: dict[str, Any], coll: str | None = None, *, stages: bool =
                               "-" if rec.get("status") == "skipped" else _dur(rec.get("duration_s")),
                               "-" if rec.get("exit_code") is None else str(rec["exit_code"]),
                               rec.get("message") or ""] for st, rec in recs.items()]})
+    vrows = variant_rows(recs)
+    if stages and vrows:   # issue 20: the variants of a stage side by side
+        out.append({"title": "variants", "headers": ["stage", "variant", "status", "ranks",
+                                                       "environment / options", "peak busbw",
+                                                       "communicator", "ci step"],
+                    "align": "lllrlrll", "rows": vrows})
     for srs in perf_series(run, coll, all_sweeps=True):
         out.append({"title": _series_title(run, srs),
                     "headers": ["size", "time (s)", "algbw (GB/s)", "busbw (GB/s)"], "align": "rrrr",
@@ -229,6 +235,26 @@ def run_sections(run: dict[str, Any], coll: str | None = None, *, stages: bool =
                     "rows": [[stage, c.get("name", ""), _verdict(c.get("ok")), c.get("detail", "")]
                              for stage, c in cks]})
     return out
+
+
+def variant_rows(recs: dict[str, Any]) -> list[list[str]]:
+    """One row per variant record (metrics.variant, flagcx/variants.py): what it set, its
+    verdict, its best busbw over every collective and size, which path FlagCX took."""
+    rows = []
+    for st, rec in recs.items():
+        v = (rec.get("metrics") or {}).get("variant")
+        if not isinstance(v, dict):
+            continue
+        peak = [r.get("busbw") for c in ((rec.get("metrics") or {}).get("collectives") or {}).values()
+                for s in (c.get("sweeps") or []) for r in (s.get("rows") or [])
+                if isinstance(r.get("busbw"), (int, float))]
+        what = " ".join([f"{k}={x}" for k, x in (v.get("env") or {}).items()] +
+                        [str(a) for a in v.get("extra_args") or []]) or "-"
+        rows.append([str(v.get("of") or st), str(v.get("name") or st), rec.get("status") or "?",
+                     str(v.get("nranks") or "-"), what, _bw(max(peak)) if peak else "-",
+                     str((rec.get("metrics") or {}).get("communicator") or "-"),
+                     str(v.get("ci") or "")])
+    return rows
 
 
 def run_heading(run: dict[str, Any]) -> str:
@@ -321,6 +347,12 @@ def render_markdown(runs: list[dict[str, Any]], coll: str | None = None) -> str:
                 lines.append(f"| {stage} | {rec.get('status')} | {_num(rec.get('duration_s'), '.1f')} | "
                              f"{'—' if rec.get('exit_code') is None else rec['exit_code']} | {_md_cell(rec.get('message') or '')} |")
             lines.append("")
+            vrows = variant_rows(recs)
+            if vrows:
+                lines += ["### variants", "", "| stage | variant | status | ranks | environment / options | "
+                          "peak busbw (GB/s) | communicator | FlagCX CI step |",
+                          "| --- | --- | --- | ---: | --- | ---: | --- | --- |"]
+                lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in vrows] + [""]
         for s in perf_series(run, coll, all_sweeps=True):
             lines += [f"### {_md_cell(_series_title(run, s))}", "",
                       "| size | time (s) | algbw (GB/s) | busbw (GB/s) |", "| ---: | ---: | ---: | ---: |"]

@@ -193,6 +193,11 @@ def test_variants_end_to_end(selftest_image, run_cli, unique_name, tmp_path):
         assert recs[n]["status"] == "passed", (n, recs[n]["message"])
         assert recs[n]["metrics"]["variant"]["nranks"] == 2
     assert recs["perf-uni"]["metrics"]["variant"]["env"]["FLAGCX_USE_HETERO_COMM"] == "1"
+    run = json.loads(sorted((home / "results").glob("*/run.json"))[-1].read_text())
+    assert run["status"] == "passed" and run["outcomes"]["perf"] == "passed", run
+    r = run_cli("report", recs["perf-homo"]["run_id"], "--format", "markdown")
+    assert "### variants" in r.stdout and "| perf | hybrid | passed | 2 |" in r.stdout, r.stdout
+    assert "| perf | rma | skipped |" in r.stdout and "hybrid | run_unit_test.sh" in r.stdout
     homo = recs["perf-homo"]["metrics"]["collectives"]
     assert set(homo) == {"alltoall", "sendrecv", "allreduce", "allgather", "reducescatter",
                          "broadcast", "gather", "scatter", "reduce"}   # alltoallv: not built here

@@ -344,4 +344,10 @@ def run_variants(pipe, sd, run_id: str):
         out.append(pipe.run_one(sd, run_id, True, plug=plug))
         if out[-1].status in ("interrupted", "timeout"):
             break
+    # the stage as asked for: its variants' worst verdict (the run's status rule reads it)
+    st = [o.status for o in out]
+    worst = next((s for s in ("interrupted", "timeout", "failed") if s in st),
+                 "passed" if "passed" in st else "skipped")
+    summary = ", ".join(f"{o.name[len(sd.name) + 1:]} {o.status}" for o in out)
+    out.append(StageOutcome(sd.name, worst, f"variants: {summary}"))
     return out

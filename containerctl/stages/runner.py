@@ -193,6 +193,7 @@ def make_context(profile: Profile, options: dict | None = None,
         "CCTL_UT_TIMEOUT": str(ut.timeout_per_binary),
         "CCTL_UT_COMPONENTS": " ".join(ut.components or []),
         "CCTL_UT_FILTER": ("-" + ":".join(ut.exclude)) if ut.exclude else "",
+        "CCTL_UT_SKIP_BINS": " ".join(getattr(ut, "skip_binaries", None) or []),
         # the train driver's argv, from stages.train (checked there: cause + fix, exit 2)
         "CCTL_TRAIN_ARGS": as_lines(flagscale_driver_args(
             dict(profile.stages.train), fx.visible_devices_env, visible),
