@@ -65,8 +65,8 @@ def load_state(container: str, container_id: str, warn: Callable[[str], None] | 
         return fresh
     try:
         st = json.loads(f.read_text())
-    except (OSError, ValueError) as exc:
-        st, why = None, f"not JSON ({exc})"
+    except (OSError, ValueError, RecursionError) as exc:   # nested 5000 deep: not a state
+        st, why = None, f"not JSON ({type(exc).__name__ if isinstance(exc, RecursionError) else exc})"
     else:
         why = "not a containerctl state file (wrong shape)"
     if not _valid_state(st):
