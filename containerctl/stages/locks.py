@@ -68,8 +68,9 @@ KILL_TOKEN = r"""kill_token() {
 }
 """
 
-# $1 token of this run, $2 the holder line. Prints exactly one CCTL_LOCK line first
-# (ERROR / BUSY / HELD), an ORPHAN line before HELD when an earlier run was left behind.
+# $1 token of this run, $2 the holder line, $3 flagcx.dir. Prints CCTL_LOCK lines: ERROR or
+# BUSY and ends, or (ORPHAN when an earlier run was left behind,) STATE, SOURCE, HELD. Then reads
+# its stdin: `M <marker>`, `S <state json>` (written atomically), `R` (release), EOF (lost).
 HOLDER_SCRIPT = KILL_TOKEN + r"""d=""" + LOCK_DIR + r"""
 tok=$1
 mkdir -p "$d" 2>/dev/null || { echo "CCTL_LOCK ERROR cannot create $d in the container"; exit 3; }
@@ -86,10 +87,14 @@ if [ -s "$d/run.marker" ]; then
 fi
 rm -f "$d/run.marker"
 printf '%s\n' "$2" > "$d/holder.$$" && mv -f "$d/holder.$$" "$d/holder"
+# what the run needs to know first: the stage state kept here and flagcx.dir's source marker
+printf 'CCTL_LOCK STATE %s\n' "$(tr -d '\n' < "$d/state.json" 2>/dev/null)"
+[ -n "$3" ] && printf 'CCTL_LOCK SOURCE %s\n' "$(head -n1 "$3/.containerctl-source" 2>/dev/null)"
 echo "CCTL_LOCK HELD $$"
 while IFS= read -r line; do
   case $line in
     M\ *) printf '%s\n' "${line#M }" > "$d/run.marker.$$" && mv -f "$d/run.marker.$$" "$d/run.marker" ;;
+    S\ *) printf '%s\n' "${line#S }" > "$d/state.json.$$" && mv -f "$d/state.json.$$" "$d/state.json" ;;
     R) rm -f "$d/run.marker"; : > "$d/holder"; exit 0 ;;
   esac
 done
@@ -208,7 +213,7 @@ class ContainerLock:
     """The container's run lock, held from before the first stage to after the last."""
 
     def __init__(self, engine: "Engine", container: str, command: str, what: str,
-                 on_note: Callable[[str], None] | None = None):
+                 on_note: Callable[[str], None] | None = None, flagcx_dir: str = ""):
         self.engine = engine
         self.container = container
         self.command = command
@@ -217,6 +222,9 @@ class ContainerLock:
         self.token = uuid.uuid4().hex
         self.sock: socket.socket | None = None
         self.orphans: list[dict] = []
+        self.flagcx_dir = flagcx_dir
+        self.state_text = ""             # the container's stage state, as the holder read it
+        self.marker: str | None = None   # flagcx.dir's source fingerprint, as the holder read it
 
     def holder_line(self) -> str:
         from .. import paths
@@ -225,7 +233,8 @@ class ContainerLock:
                 f"(home {paths.home()}) since {since}").replace("\n", " ")
 
     def acquire(self) -> "ContainerLock":
-        cmd = ["bash", "-c", HOLDER_SCRIPT, "cctl-holder", self.token, self.holder_line()]
+        cmd = ["bash", "-c", HOLDER_SCRIPT, "cctl-holder", self.token, self.holder_line(),
+               self.flagcx_dir]
         sock = _attached_exec(self.engine, self.container, cmd)
         frames = _Frames(sock)
         try:
@@ -243,6 +252,12 @@ class ContainerLock:
                     break
                 if word == "ORPHAN":
                     self._orphan(rest)
+                    continue
+                if word == "STATE":
+                    self.state_text = rest
+                    continue
+                if word == "SOURCE":
+                    self.marker = (rest.split() or [None])[0]
                     continue
                 if word == "BUSY":
                     raise UsageError(f"container {self.container} is busy: {rest}",
@@ -263,6 +278,12 @@ class ContainerLock:
              "home": str(paths.home()), "pid": os.getpid(), "command": self.command,
              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._send(f"M {json.dumps(m)}\n")
+
+    def save_state(self, state_json: str) -> None:
+        """The stage state into the container (one line of JSON; the holder renames it in)."""
+        if "\n" in state_json:
+            raise ValueError("the state must be one line")
+        self._send(f"S {state_json}\n")
 
     def _send(self, text: str) -> None:
         if self.sock is None:

@@ -83,23 +83,40 @@ def save_state(container: str, st: dict) -> None:
 CONTAINER_STATE = "state.json"      # in IN_CONTAINER_DIR: the same shape, written by any home
 
 
-def load_container_state(engine: Engine, container: str, container_id: str) -> dict | None:
-    """The stage state kept inside the container (written by whichever home ran a stage
-    there last), or None when there is none or it is damaged: the truth about what passed in
-    this container, which a home's own state file only caches."""
+def parse_container_state(text: str, container_id: str) -> dict | None:
     try:
-        code, out = engine.exec_capture(container, ["cat", f"{IN_CONTAINER_DIR}/{CONTAINER_STATE}"])
-    except Exception:
-        return None
-    if code != 0:
-        return None
-    try:
-        st = json.loads(out)
+        st = json.loads(text)
     except ValueError:
         return None
     if not _valid_state(st) or st.get("container_id") != container_id:
         return None
     return st
+
+
+def load_container_state(engine: Engine, container: str, container_id: str) -> dict | None:
+    """The stage state kept inside the container (written by whichever home ran a stage
+    there last), or None when there is none or it is damaged: the truth about what passed in
+    this container, which a home's own state file only caches."""
+    return container_view(engine, container, container_id, "")[0]
+
+
+def container_view(engine: Engine, container: str, container_id: str, flagcx_dir: str
+                   ) -> tuple[dict | None, str | None]:
+    """(the container's stage state, the fingerprint in flagcx_dir's source marker — the
+    first word of its first line, as source.read_marker reads it) in one exec."""
+    sep = "\n--cctl-source-marker--\n"
+    try:
+        code, out = engine.exec_capture(container, [
+            "sh", "-c", 'cat "$1" 2>/dev/null; printf "$3"; [ -z "$2" ] || '
+            'head -n1 "$2/.containerctl-source" 2>/dev/null; exit 0', "view",
+            f"{IN_CONTAINER_DIR}/{CONTAINER_STATE}", flagcx_dir, sep.replace("\n", "\\n")])
+    except Exception:
+        return None, None
+    if code != 0 or sep not in out:
+        return None, None
+    st_text, _, marker = out.rpartition(sep)
+    words = marker.split()
+    return parse_container_state(st_text, container_id), (words[0] if words else None)
 
 
 def save_container_state(engine: Engine, container: str, st: dict) -> None:
@@ -491,6 +508,8 @@ class Pipeline:
         self.state = load_state(container, self.container_id,
                                 warn=lambda m: self.status(m))
         self.interface: FlagCXInterface | None = None
+        self.lock = None
+        self.reconcile_state()     # what passed here is the container's word, not this home's
 
     # which stages, in which order
     def select(self, from_: str | None = None, until: str | None = None,
@@ -526,19 +545,16 @@ class Pipeline:
             return sd.not_applicable
         return None
 
-    def reconcile_state(self) -> None:
+    def reconcile_state(self, view: tuple[dict | None, str | None] | None = None) -> None:
         """Check this home's view of the container against the container itself: the stage
         state written there (by whichever home ran last) replaces the home's copy, and a build
         whose source is not the tree the container's flagcx.dir marker names (another home
-        rebuilt it) no longer counts as passed, nor does anything that needs it."""
-        from .source import read_marker
-        cst = load_container_state(self.engine, self.container, self.container_id)
+        rebuilt it) no longer counts as passed, nor does anything that needs it. `view`: the
+        (state, marker) the run lock's holder read, else they are read here (one exec)."""
+        cst, marker = view or container_view(self.engine, self.container, self.container_id,
+                                             self.profile.flagcx.dir.rstrip("/"))
         if cst is not None:
             self.state = cst
-        try:
-            marker = read_marker(self.engine, self.container, self.profile.flagcx.dir.rstrip("/"))
-        except Exception:
-            marker = None
         self.container_source = marker
         build = self.state["stages"].get("build", {})
         had = build.get("source")
@@ -613,16 +629,21 @@ class Pipeline:
         from ..results import store
         if not stages:
             raise UsageError("no stage to run", "name a stage: containerctl stages")
-        self.reconcile_state()
         self.preflight(stages, explicit)
         from .locks import ContainerLock
         # the lock lives in the container (any home sees it) and is held for the whole run
         lock = ContainerLock(self.engine, self.container, self.options.get("command", "run"),
-                             ",".join(s.name for s in stages), on_note=self.status)
+                             ",".join(s.name for s in stages), on_note=self.status,
+                             flagcx_dir=self.profile.flagcx.dir.rstrip("/"))
         with lock:
-            self.run_token = lock.token
-            self.reconcile_state()     # again, under the lock: what another home ran last
-            return self._run_locked(stages, force, run_id, store, lock)
+            self.run_token, self.lock = lock.token, lock
+            try:
+                # again, under the lock (read by its holder): what another home ran last
+                self.reconcile_state((parse_container_state(lock.state_text, self.container_id),
+                                      lock.marker))
+                return self._run_locked(stages, force, run_id, store, lock)
+            finally:
+                self.lock = None
 
     def _run_locked(self, stages, force, run_id, store, lock=None
                     ) -> tuple[str, list[StageOutcome]]:
@@ -864,7 +885,10 @@ class Pipeline:
                     self.state["stages"].pop(d.name, None)
         save_state(self.container, self.state)
         try:
-            save_container_state(self.engine, self.container, self.state)
+            if self.lock is not None:
+                self.lock.save_state(json.dumps(self.state))   # its holder writes it
+            else:
+                save_container_state(self.engine, self.container, self.state)
         except Exception as exc:   # the container went away: the record says what happened
             self.status(f"warning: could not write the stage state into {self.container}: {exc}")
         if outcome == "interrupted":
