@@ -9,8 +9,10 @@ class ContainerctlError(Exception):
 
     def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
         super().__init__(message)
+        from .textsafe import printable     # a name, a path or a label the user typed is
+        message = printable(message)        # printed: nothing in it may act on the terminal
         self.message = message.strip().splitlines()[0] if message.strip() else message
-        self.hint = hint
+        self.hint = printable(hint) if hint else hint
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -153,3 +153,10 @@ def test_json_keeps_the_data_but_nothing_raw():
     text = json_text(json.dumps(value, ensure_ascii=False))
     assert json.loads(text) == value
     assert not any(c in text for c in ("\x1b", "\x07", "\x9b", "\r", "\u202e", "\x7f"))
+
+
+def test_error_lines_quote_user_text_inertly():
+    """A profile name (or path, or label) the user typed comes back in `error:` — inert."""
+    r = cli("profile", "show", f"nv{EVIL}")
+    assert r.returncode == 2 and _clean(r.stderr) and "\\x1b]0;pwned" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 2
