@@ -185,7 +185,7 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
 
     env = dict(c.env)
     fx = profile.flagcx
-    if fx.visible_devices_env and fx.visible_devices is not None:
+    if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):
         env.setdefault(fx.visible_devices_env, fx.visible_devices)
     env.update({k: v for k, v in fx.env.items() if k not in env})
     for k, v in env.items():

@@ -158,7 +158,7 @@ def _job_hosts(cl: "Cluster", opts: dict, iface) -> list[_JobHost]:
         env = {"PATH": f"{mpi_home}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
                        "/bin",
                "LD_LIBRARY_PATH": f"{root}/build/lib:{mpi_home}/lib"}
-        if fx.visible_devices_env and fx.visible_devices is not None:
+        if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):
             env[fx.visible_devices_env] = fx.visible_devices
         env.update(fx.env)
         env.update(h.entry.env)

@@ -309,7 +309,13 @@ class Host:
 
     @property
     def slots(self) -> int:
-        return int(self.entry.slots or self.profile.flagcx.nranks)
+        n = self.entry.slots or self.profile.flagcx.nranks
+        if n == "auto":   # a host's device count is known only on that host
+            from ..errors import UsageError
+            raise UsageError(f"host {self.name}: profile {self.profile.name} has flagcx.nranks: "
+                             "auto, and the inventory gives no slots for it",
+                             "give the host `slots: N` (its device count) in the hosts file")
+        return int(n)
 
     def labels(self, cluster: str) -> dict[str, str]:
         return {CLUSTER_LABEL: cluster, HOST_LABEL: self.name}

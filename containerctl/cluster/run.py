@@ -132,7 +132,7 @@ def read_build_output(h: Host, text: str) -> None:
             kv = dict(p.split("=", 1) for p in ln[9:].split(" ") if "=" in p)
             h.bins[kv["coll"]] = (kv.get("layout", "v0.11"), kv.get("wdir", ""), kv["path"])
     fx = h.profile.flagcx
-    if fx.visible_devices_env and fx.visible_devices is not None:
+    if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):
         env[fx.visible_devices_env] = fx.visible_devices
     env.update(fx.env)
     env.update(h.entry.env)
