@@ -321,7 +321,7 @@ class FlagCXOpts(_Strict):
         return v
 
 
-from .flagcx.variants import Variant  # noqa: E402  (the variant model lives with the FlagCX facts)
+from .flagcx.variant_model import Variant  # noqa: E402  (the variant model lives with the FlagCX facts)
 
 
 class PerfOpts(_Strict):

@@ -13,65 +13,21 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from .interface import FlagCXInterface
+    from .variant_model import Variant
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
-class VariantNeeds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    options: list[str] = Field(default_factory=list)      # perf getopt letters, e.g. [R]
-    make_var: Optional[str] = None                        # e.g. COMPILE_KERNEL: a Makefile reads it
-    min_ranks: int = Field(1, ge=1)                       # e.g. 2 for a split into two clusters
-    components: list[str] = Field(default_factory=list)   # unittest dirs that must exist
-
-
-class Variant(BaseModel):
-    """One named way to run a stage."""
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-    description: str = ""
-    ci: str = ""                               # where FlagCX's CI runs the same (file: step)
-    env: dict[str, str] = Field(default_factory=dict)
-    extra_args: list[str] = Field(default_factory=list)   # perf: after the probed options
-    colls: Optional[list[str]] = None          # perf: default the stage's collectives
-    begin: Optional[str] = None
-    end: Optional[str] = None
-    iters: Optional[int] = None
-    root: Optional[int] = None                 # perf: -r (where getopt has it)
-    nranks: Optional[int] = Field(None, ge=1)  # at most this many ranks (CI's -np 2 for put/get)
-    components: Optional[list[str]] = None     # unittest: the suites this variant runs
-    make_vars: list[str] = Field(default_factory=list)    # unittest/perf make: NAME=VALUE
-    expect_hybrid: bool = False                # the communicator must say it is hybrid
-    needs: VariantNeeds = Field(default_factory=VariantNeeds)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, v):
-        if isinstance(v, dict):
-            v = {str(k): ("" if x is None else str(x)) for k, x in v.items()}
-            for k in v:
-                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
-                    raise ValueError(f"variant env name {k!r} is not a variable name")
-        return v
-
-    @field_validator("make_vars")
-    @classmethod
-    def _mv(cls, v):
-        for f in v:
-            if not re.match(r"^[A-Z][A-Z0-9_]*=\S+$", f):
-                raise ValueError(f"make variable {f!r} must look like COMPILE_KERNEL=1")
-        return v
-
-    @field_validator("colls", "components")
-    @classmethod
-    def _words(cls, v):
-        for c in v or []:
-            if not re.match(r"^[a-z][a-z0-9_]*$", c):
-                raise ValueError(f"{c!r}: a FlagCX perf test or unit-test suite name")
-        return v
+def __getattr__(name: str):
+    """The pydantic models live in variant_model.py (imported by profiles.py): the runner's fast
+    path (exec-stage without pydantic) imports this module, not them."""
+    if name in ("Variant", "VariantNeeds"):
+        from . import variant_model
+        return getattr(variant_model, name)
+    raise AttributeError(name)
 
 
 def check_variant_names(names) -> None:
