@@ -207,3 +207,28 @@ def test_variants_end_to_end(selftest_image, run_cli, unique_name, tmp_path):
     # an unknown variant: exit 2, the names there are
     r = run_cli("exec-stage", "perf", "--name", unique_name, "--variant", "nope", "-q")
     assert r.returncode == 2 and "homo, hybrid, reg-homo, rma, uni, or all" in r.stderr
+
+
+def test_device_api_mpi_output_becomes_gtest_xml(tmp_path):
+    """FlagCX's device-API MPI tests print `[rank R] NAME PASS|FAIL` (test_device_api_intra.cpp);
+    the unittest stage turns that into gtest XML, a case failed on any rank failing."""
+    import re
+
+    from containerctl.results.gtest import parse_gtest_xml
+    script = (ROOT / "containerctl/stages/defs/25-unittest.yaml").read_text()
+    awk = re.search(r"(      awk -v suite=.*?\}')\s+\"\$out/\$t.log\"", script, re.S).group(1)
+    log = tmp_path / "t.log"
+    log.write_text("# FlagCX Device API Intra-Node Test\n"
+                   "[rank 0] intra put/signal                    PASS\n"
+                   "[rank 1] intra put/signal                    FAIL\n"
+                   "[rank 0] barrier                             PASS\n"
+                   "[rank 1] barrier                             PASS\n"
+                   "[rank 0] === Overall: FAIL ===\n")
+    out = subprocess.run(["bash", "-c", f"t=test_device_api_intra; {awk} {log}"],
+                         capture_output=True, text=True, check=True).stdout
+    run = parse_gtest_xml(out, "test_device_api_intra")
+    by = {c.name: c for c in run.cases}
+    assert set(by) == {"test_device_api_intra.intra_put_signal", "test_device_api_intra.barrier"} \
+        or {c.split(".")[-1] for c in by} == {"intra_put_signal", "barrier"}, by
+    failed = [n for n, c in by.items() if c.status == "failed"]
+    assert len(failed) == 1 and failed[0].endswith("intra_put_signal"), by
