@@ -37,7 +37,13 @@ HOLDER_FILE = f"{LOCK_DIR}/holder"
 MARKER_FILE = f"{LOCK_DIR}/run.marker"
 
 # kill every process whose environment carries NAME=VALUE (TERM, then KILL after up to 2 s)
-KILL_TOKEN = r"""kill_token() {
+KILL_TOKEN = r"""has_env() {   # has_env PROCDIR NAME=VALUE, with bash builtins only
+  local envs IFS
+  mapfile -d '' -t envs 2>/dev/null < "$1/environ" || return 1
+  IFS=$'\1'
+  [[ "$IFS${envs[*]}$IFS" == *"$IFS$2$IFS"* ]]
+}
+kill_token() {
   local name=$1 tok=$2 sig p pid n
   [ -n "$tok" ] || return 0
   for sig in TERM KILL; do
@@ -45,7 +51,7 @@ KILL_TOKEN = r"""kill_token() {
     for p in /proc/[0-9]*; do
       pid=${p#/proc/}
       [ "$pid" = $$ ] && continue
-      if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qxF "$name=$tok"; then
+      if has_env "$p" "$name=$tok"; then
         kill -$sig "$pid" 2>/dev/null && n=$((n+1))
       fi
     done
@@ -56,9 +62,9 @@ KILL_TOKEN = r"""kill_token() {
         alive=0
         for p in /proc/[0-9]*; do
           [ "${p#/proc/}" = $$ ] && continue
-          s=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f1)
-          [ "$s" = Z ] && continue
-          tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qxF "$name=$tok" && { alive=1; break; }
+          read -r s 2>/dev/null < "$p/stat" || continue
+          s=${s##*) }; [ "${s%% *}" = Z ] && continue
+          has_env "$p" "$name=$tok" && { alive=1; break; }
         done
         [ $alive = 0 ] && return 0
       done
@@ -88,7 +94,7 @@ fi
 rm -f "$d/run.marker"
 printf '%s\n' "$2" > "$d/holder.$$" && mv -f "$d/holder.$$" "$d/holder"
 # what the run needs to know first: the stage state kept here and flagcx.dir's source marker
-printf 'CCTL_LOCK STATE %s\n' "$(tr -d '\n' < "$d/state.json" 2>/dev/null)"
+printf 'CCTL_LOCK STATE %s\n' "$(tr -d '\n' 2>/dev/null < "$d/state.json")"
 [ -n "$3" ] && printf 'CCTL_LOCK SOURCE %s\n' "$(head -n1 "$3/.containerctl-source" 2>/dev/null)"
 echo "CCTL_LOCK HELD $$"
 while IFS= read -r line; do

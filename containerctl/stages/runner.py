@@ -286,12 +286,17 @@ spare=${3:-}
 # environment (a process that started a session of its own still inherits the token). $3: pids
 # to spare (the stage's own wrapper and its setsid, when it sweeps up after its script ended).
 # TERM, then KILL for what is still alive after up to 2 s (no wait when nothing was found).
+# (bash builtins only, no process per process looked at: a sweep ends every stage)
 match() {
-  local s
-  s=$(sed 's/.*) //' "$1/stat" 2>/dev/null | cut -d' ' -f1,4) || return 1
-  [ -n "$s" ] && [ "${s% *}" != Z ] || return 1
-  { [ -n "$sid" ] && [ "${s#* }" = "$sid" ]; } || \
-    { [ -n "$tok" ] && tr '\0' '\n' < "$1/environ" 2>/dev/null | grep -qxF "CCTL_STAGE_TOKEN=$tok"; }
+  local st envs IFS
+  read -r st 2>/dev/null < "$1/stat" || return 1
+  set -- "$1" ${st##*) }           # $2 state, $3 ppid, $4 pgrp, $5 session
+  [ "$2" != Z ] || return 1
+  [ -n "$sid" ] && [ "$5" = "$sid" ] && return 0
+  [ -n "$tok" ] || return 1
+  mapfile -d '' -t envs 2>/dev/null < "$1/environ" || return 1
+  IFS=$'\1'
+  [[ "$IFS${envs[*]}$IFS" == *"${IFS}CCTL_STAGE_TOKEN=$tok$IFS"* ]]
 }
 for sig in TERM KILL; do
   n=0
