@@ -253,7 +253,9 @@ def test_ctrl_c_leaves_no_job(slurm_cluster, built, home):
     p = _start_long_perf(inv)
     try:
         _wait_step(cl, "perf-ranks")
-        time.sleep(1)
+        ps = cli("cluster", "ps", "--hosts", str(inv), "--json")     # what squeue says
+        rows = json.loads(ps.stdout)
+        assert [r["state"] for r in rows] == ["RUNNING"] and rows[0]["name"].startswith("cctl-t-")
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=90)
     finally:
