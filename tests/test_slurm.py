@@ -77,6 +77,13 @@ def test_up_down_refused_on_a_slurm_inventory(tmp_path):
         assert "scripts/slurm-cluster.sh" in r.stderr
 
 
+def test_hetero_is_refused_on_slurm_with_the_fix(tmp_path):
+    p = _inv(tmp_path, BASE.format(ctl="x", pending=5))
+    r = cli("cluster", "exec-stage", "hetero", "--hosts", str(p))
+    assert r.returncode == 2 and "ranks across the nodes" in r.stderr, r.stderr
+    assert "cluster exec-stage perf" in r.stderr
+
+
 def test_submit_host_not_running_is_refused(tmp_path):
     p = _inv(tmp_path, BASE.format(ctl=f"cctl-no-such-{uuid.uuid4().hex[:6]}", pending=5))
     r = cli("cluster", "run", "--hosts", str(p))

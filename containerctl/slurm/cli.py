@@ -31,6 +31,14 @@ def run(hosts: str, stages: list[str] | None, options: dict, echo) -> int:
     """Allocate, run the stages as steps, print one line per stage and the job's end; the exit
     code: 0 passed, 130 interrupted, 1 otherwise."""
     cl = load(hosts)
+    from ..stages.defs import get_def
+    for st in stages or []:
+        if get_def(st).scope == "cluster":
+            from ..errors import UsageError
+            raise UsageError(f"stage {st} is the ssh-mesh cluster's launch across hosts; on "
+                             "Slurm the perf stage already runs its ranks across the nodes "
+                             f"(srun --mpi={cl.s.mpi})",
+                             f"containerctl cluster exec-stage perf --hosts {hosts}")
     stages = stages or default_stages(cl)
     try:
         run_id, meta, outcomes = cl.run(stages, options, echo)
