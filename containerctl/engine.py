@@ -603,7 +603,10 @@ class Engine:
             created = self._call(api.create_container, what=f"create {spec.name}", **kwargs)
             cid = created["Id"]
             self._call(api.start, cid, what=f"start {spec.name}")
-        except BaseException:
+        except BaseException as exc:
+            # the name was taken by another creator of the same name (another home): it mounts
+            # the same volumes, made by us or not, so none of them is ours to remove
+            conflict = isinstance(exc, EngineError) and "already in use" in exc.message
             # a failed cleanup (engine gone) must not hide why the create/start failed
             try:
                 if cid is None:   # interrupted before the engine answered: is it there?
@@ -612,7 +615,7 @@ class Engine:
                         cid = c.id
                 if cid is not None:
                     self.remove(cid, force=True)
-                for v in new_volumes:
+                for v in ([] if conflict else new_volumes):
                     self.remove_volume(v)
             except BaseException:
                 pass

@@ -201,9 +201,12 @@ def _converged(engine: Engine, name: str, spec: ContainerSpec, extra: dict[str, 
     """Our create lost the race for the name: the winner's container is left alone. Same
     configuration: converged (exit 0), once the winner started it; else refused (exit 2)."""
     import time
-    deadline = time.monotonic() + 30
+    t0 = time.monotonic()
     while True:
         c = engine.find(name)
+        if c is None and time.monotonic() - t0 < 15:
+            time.sleep(0.2)     # the winner's create holds the name before it can be inspected
+            continue
         if c is None or not L.is_managed(c.labels) or not _same_config(c, spec, extra):
             what = "another program" if c is not None and not L.is_managed(c.labels) else \
                 "another containerctl command" + (" with another configuration" if c else "")
@@ -211,7 +214,7 @@ def _converged(engine: Engine, name: str, spec: ContainerSpec, extra: dict[str, 
                              "command left it alone and changed nothing",
                              "run the command again once the other one finished "
                              "(`containerctl ps` shows the container)")
-        if c.running or time.monotonic() > deadline:
+        if c.running or time.monotonic() - t0 > 30:
             break
         status(f"waiting for {name} to start (created by another containerctl command)")
         time.sleep(0.3)
