@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import EngineError, ImageError, NotFound
 
-from .labels import MANAGED, PREFIX as LABEL_PREFIX  # noqa: E402,F401  (the one place names live)
+from .labels import MANAGED, PROBE, PREFIX as LABEL_PREFIX  # noqa: E402,F401  (the one place names live)
 
 START_HINT = (
     "start the engine (`dockerd &`, or `systemctl start docker`), or point DOCKER_HOST at one "
@@ -864,7 +864,7 @@ class Engine:
         try:
             hc = api.create_host_config(**host_config)
             c = api.create_container(image=image, command=command or ["true"], host_config=hc,
-                                     labels={LABEL_PREFIX + "probe": "1"})
+                                     labels={PROBE: "1"})
         except _docker().errors.APIError as exc:
             return False, str(exc.explanation or exc)
         except _docker().errors.DockerException as exc:

@@ -16,7 +16,7 @@ from .names import check_name
 from .profiles import Profile, host_mount_warnings, parse_size, parse_ulimit
 
 from . import labels as L
-from .labels import PREFIX as LABEL
+from .labels import PREFIX as LABEL  # noqa: F401  (older importers: cluster, runner)
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ContainerSpec:
 
     @property
     def config_hash(self) -> str:
-        return self.labels[LABEL + "config-hash"]
+        return self.labels[L.CONFIG_HASH]
 
     def docker_volume_line(self) -> str | None:
         """`docker volume create` for the workspace volume, labelled as `up` makes it (a volume
@@ -196,21 +196,21 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
         args += ["--hostname", c.hostname]
 
     labels = {
-        LABEL + "managed": "1",
-        LABEL + "profile": profile.name,
-        LABEL + "name": name,
-        LABEL + "version": __version__,
+        L.MANAGED: "1",
+        L.PROFILE: profile.name,
+        L.NAME: name,
+        L.VERSION: __version__,
     }
     if profile.source_file:
-        labels[LABEL + "profile-file"] = profile.source_file
+        labels[L.PROFILE_FILE] = profile.source_file
     if ws_vol:
-        labels[LABEL + "workspace-volume"] = ws_vol
+        labels[L.WORKSPACE_VOLUME] = ws_vol
     if sets:
         labels[L.SETS] = json.dumps([str(x) for x in sets])
     payload = {"image": image_ref, "command": c.command, "env": env, "workdir": c.workdir,
                "hostname": c.hostname, "host_config": hc, "name": name}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-    labels[LABEL + "config-hash"] = digest
+    labels[L.CONFIG_HASH] = digest
     for k in sorted(labels):
         args += ["--label", f"{k}={labels[k]}"]
     return ContainerSpec(name=name, image=image_ref, command=list(c.command), labels=labels,
