@@ -1,6 +1,9 @@
 """Memory bounded whatever a stage prints. The stage log on disk keeps everything; what is held in
 memory to parse, to show or to import is at most PARSE_LIMIT bytes (CONTAINERCTL_PARSE_LIMIT_MB,
-default 64 MiB: a perf sweep with `-p 1` on 8 ranks over 10 collectives prints well under 1 MiB).
+default 32 MiB: a perf sweep with `-p 1` on 8 ranks over 10 collectives prints well under 1 MiB;
+the parsers' own structures cost up to ~25× what they read, so this bounds a run's memory to
+about 150 MiB for perf output and ~0.6 GiB for the worst text measured, see
+benchmarks/log_memory.py).
 
 * `ParseBuffer` takes the stream as it comes and keeps its head and its tail (half the limit
   each); `text()` is the whole output when it fits, else head + a marker line + tail, cut at
@@ -20,9 +23,9 @@ MAX_LINE = 64 * 1024       # bytes of one line held for the screen before it is 
 
 def parse_limit() -> int:
     try:
-        mb = float(os.environ.get("CONTAINERCTL_PARSE_LIMIT_MB") or 64)
+        mb = float(os.environ.get("CONTAINERCTL_PARSE_LIMIT_MB") or 32)
     except ValueError:
-        mb = 64
+        mb = 32
     return max(1, int(mb * 1024 * 1024))
 
 
