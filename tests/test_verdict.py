@@ -378,3 +378,22 @@ def test_printed_size_lines_alone_are_not_evidence():
     assert v.status == "failed" and v.message.startswith("judged nothing")
     v = judge("perf", text, h200_ctx())
     assert v.status == "passed", v
+
+
+def test_real_engine_unittest_that_ran_nothing_fails_the_run_and_strict(run_cli, unique_name, selftest_image):
+    """The issue's own repro on the real engine: `stages.unittest.exclude: ["*"]` used to give
+    unittest `passed` with 0 tests run, and `report --strict` exit 0."""
+    import os
+    home = Path(os.environ["CONTAINERCTL_HOME"])
+    r = run_cli("run", "--profile", "cpu-selftest", "--name", unique_name, "--until", "unittest", "-q",
+                "--set", 'stages.unittest.exclude=["*"]')
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    (run_json,) = sorted((home / "results").glob("*/run.json"))
+    meta = json.loads(run_json.read_text())
+    ut = json.loads((run_json.parent / "unittest.json").read_text())
+    assert meta["status"] == "failed" and ut["status"] == "failed", (meta, ut["message"])
+    assert ut["message"].startswith("judged nothing") and ut["exit_code"] == 0
+    assert json.loads((run_json.parent / "build.json").read_text())["status"] == "passed"
+    s = run_cli("report", meta["run_id"], "--strict")
+    assert s.returncode == 1 and "unittest: failed" in s.stderr, s.stdout + s.stderr
