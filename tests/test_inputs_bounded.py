@@ -391,3 +391,19 @@ def test_report_output_that_is_not_a_file(tmp_path):
     r = cli("report", rid, "-f", "md", "-o", str(out))
     assert r.returncode == 2 and "not a regular file" in r.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_a_cut_output_fails_only_a_stage_that_parses_it(up_container, tmp_path):
+    """A stage without a parser loses nothing when its output is cut: it passes on its exit
+    code; the log still has every byte."""
+    cwd = tmp_path / "cwd"
+    (cwd / "stages").mkdir(parents=True)
+    (cwd / "stages" / "96-big.yaml").write_text(BIG)
+    r = cli("exec-stage", "big", "--name", up_container, "-q", cwd=str(cwd), timeout=300,
+            env={"CONTAINERCTL_PARSE_LIMIT_MB": "1"})
+    assert r.returncode == 0, r.stdout[-800:] + r.stderr[-800:]
+    home = Path(os.environ["CONTAINERCTL_HOME"])
+    run_dir = sorted((home / "results").glob("*/run.json"))[-1].parent
+    assert (run_dir / "logs" / "big.log").stat().st_size > 2_000_000
+    rec = json.loads((run_dir / "big.json").read_text())
+    assert rec["status"] == "passed" and not any(c["name"] == "output read" for c in rec["checks"])
