@@ -21,22 +21,11 @@ from typing import Callable, Iterable, Optional
 from . import paths
 from .errors import ContainerctlError, UsageError
 from .hostcheck import Finding, dockerd_memlock_hard, gpu_runtime_available, probe
-from .profiles import Profile, find_profile_file, load_profile, parse_size, parse_ulimit
-
-GiB = 1024 ** 3
-MiB = 1024 ** 2
+from .profiles import Profile, find_profile_file, load_profile, parse_ulimit
+from .sizes import GiB, approx_size, parse_size
 
 VENDOR_TOOLS = ["nvidia-smi", "xpu-smi", "mx-smi", "cnmon", "npu-smi", "ixsmi", "mthreads-gmi",
                 "hy-smi", "rocm-smi"]
-
-
-def _human(n: int | float) -> str:
-    n = float(n)
-    for unit, div in (("TiB", 1024 ** 4), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
-        if abs(n) >= div:
-            v = n / div
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,11 +54,11 @@ def _space_finding(name: str, what: str, path: str | Path, warn_below: int, fail
     if free is None:
         return Finding(name, "warn", f"cannot read the free space of {what} ({path})",
                        "check that the path exists and is readable")
-    detail = f"{_human(free)} free in {what} ({path})"
+    detail = f"{approx_size(free)} free in {what} ({path})"
     if free < fail_below:
         return Finding(name, "fail", detail, fix)
     if free < warn_below:
-        return Finding(name, "warn", detail + f"; under {_human(warn_below)}", fix)
+        return Finding(name, "warn", detail + f"; under {approx_size(warn_below)}", fix)
     return Finding(name, "pass", detail)
 
 
@@ -165,7 +154,7 @@ def _memlock_finding(engine, profile: Profile | None, image: str | None, fresh: 
     want = None
     if profile is not None and "memlock" in profile.container.ulimits:
         want = parse_ulimit("memlock", profile.container.ulimits["memlock"])[1]
-    want_s = None if want is None else ("unlimited (-1)" if want == -1 else _human(want))
+    want_s = None if want is None else ("unlimited (-1)" if want == -1 else approx_size(want))
     limit = dockerd_memlock_hard() if engine is None or host_is_local(engine) else None
     probed = ""
     refused = None
@@ -188,7 +177,7 @@ def _memlock_finding(engine, profile: Profile | None, image: str | None, fresh: 
         return Finding("memlock", "pass" if not refused else "warn",
                        "dockerd's memlock hard limit is unlimited" + probed,
                        "" if not refused else "see `containerctl doctor --json` for the probe")
-    detail = f"dockerd's memlock hard limit is {_human(limit)} ({limit} bytes){probed}"
+    detail = f"dockerd's memlock hard limit is {approx_size(limit)} ({limit} bytes){probed}"
     if want is not None and (want == -1 or want > limit):
         return Finding("memlock", "fail", f"profile {profile.name} asks memlock {want_s}, but "
                        + detail, fix_raise + f", or `--set container.ulimits.memlock={limit}`")
@@ -320,9 +309,9 @@ def _shm_finding(profile: Profile | None) -> Finding:
     except OSError:
         pass
     mem = _mem_total()
-    host = f"host /dev/shm {_human(host_shm)}" if host_shm else "host /dev/shm unreadable"
+    host = f"host /dev/shm {approx_size(host_shm)}" if host_shm else "host /dev/shm unreadable"
     if mem:
-        host += f", RAM {_human(mem)}"
+        host += f", RAM {approx_size(mem)}"
     if profile is None or profile.container.shm_size is None:
         what = "Docker's default 64 MiB" if profile is not None and \
             profile.container.ipc_mode != "host" else None
@@ -333,7 +322,7 @@ def _shm_finding(profile: Profile | None) -> Finding:
                            "set container.shm_size (NCCL/MPI shared memory wants several GiB)")
         return Finding("shm", "pass", host)
     want = parse_size(profile.container.shm_size, "shm_size")
-    detail = f"shm_size {profile.container.shm_size} ({_human(want)}); {host}"
+    detail = f"shm_size {profile.container.shm_size} ({approx_size(want)}); {host}"
     if profile.container.ipc_mode == "host":
         detail += "; --ipc=host shares the host's /dev/shm, so shm_size does not apply"
         if host_shm and host_shm < min(want, 1 * GiB):

@@ -16,14 +16,12 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import paths, yamlio
+from . import paths, sizes, yamlio
 from .errors import NotFound, ProfileError, UsageError
 
 # ---------------------------------------------------------------------------------------------
 # sizes
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB]?)\s*$")
-_MULT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # bounds on numbers where they enter (issue 18): past these nothing real runs, and a typo (an
 # extra digit, a wrong unit) would hang a run for years or size a buffer past any device
 MAX_TIMEOUT_S = 7 * 24 * 3600      # a stage timeout: one week
@@ -32,19 +30,8 @@ MAX_ITERS = 1_000_000              # perf -n / -w
 MAX_FACTOR = 1024                  # perf -f
 
 
-def parse_size(value: Union[str, int], what: str = "size") -> int:
-    """'128G', '64g', '100gb', '8MiB', 1024 → bytes (binary multiples, as docker does)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a size like 64G, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{what} must not be negative")
-        return value
-    m = _SIZE_RE.match(str(value))
-    if not m:
-        raise ValueError(f"{what} {value!r} is not a size: use a number with K, M, G or T "
-                         f"(e.g. 64G)")
-    return int(float(m.group(1)) * _MULT[m.group(2).lower()])
+# '128G', '64g', '100gb', '8MiB', 1024 → bytes: the one parser (sizes.py), 0 allowed, truncated
+parse_size = sizes.parse_size
 
 
 def check_perf_size(value: Union[str, int], what: str = "perf size") -> int:
@@ -84,7 +71,7 @@ def parse_ulimit(name: str, value: Any) -> tuple[int, int]:
         if isinstance(v, int):
             return v
         if name in ("memlock", "stack", "fsize", "data", "rss", "as", "core") and isinstance(v, str) \
-                and re.search(r"[kKmMgGtT]", v):
+                and sizes.has_unit(v):
             return parse_size(v, f"ulimit {name}")
         try:
             return int(str(v))

@@ -13,7 +13,8 @@ from typing import Callable
 from . import __version__
 from .errors import HostError
 from .names import check_name
-from .profiles import Profile, host_mount_warnings, parse_size, parse_ulimit
+from .profiles import Profile, host_mount_warnings, parse_ulimit
+from .sizes import parse_size
 
 from . import labels as L
 from .labels import PREFIX as LABEL  # noqa: F401  (older importers: cluster, runner)

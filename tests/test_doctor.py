@@ -13,6 +13,7 @@ from containerctl import doctor as D
 from containerctl import hostcheck
 from containerctl.errors import NotFound, UsageError
 from containerctl.profiles import all_profile_names, load_profile
+from containerctl.sizes import approx_size
 
 
 def by_name(findings):
@@ -64,7 +65,7 @@ def test_doctor_memlock_reads_the_real_limit(selftest_findings):
     else:
         # cpu-selftest asks no memlock: limited dockerd is a warning, with the real figure
         assert f.status == "warn", f
-        assert f"{limit} bytes" in f.detail and D._human(limit) in f.detail
+        assert f"{limit} bytes" in f.detail and approx_size(limit) in f.detail
         assert "LimitMEMLOCK" in f.fix
 
 

@@ -14,17 +14,16 @@ dict {value, lower, upper, unit, metric, nranks}; null removes a default.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 import difflib
 
+from .. import sizes
 from ..errors import ProfileError, UsageError
 from .parsers import COLLECTIVES, Check, normalize_coll
 
 DEFAULT_LOWER = -0.10
-_KI = 1024
 
 
 # each metric's direction and unit: a bandwidth is better higher (GB/s), a time lower (s)
@@ -57,7 +56,7 @@ def _r(v: float) -> Reference:
     return Reference(v, DEFAULT_LOWER, None, "GB/s", "busbw", 2)
 
 
-M, G = _KI**2, _KI**3
+M, G = sizes.MiB, sizes.GiB
 # Runbook §三.1(7): `mpirun -np 2 ./test_allreduce -b 128K -e 4G -f 2 -p 1`, busbw rounded to 0.01.
 DEFAULTS: dict[str, dict[str, dict[int, Reference]]] = {
     "nvidia-a800": {"allreduce": {16 * M: _r(98.39), 256 * M: _r(132.23), 1 * G: _r(141.31), 4 * G: _r(144.18)}},
@@ -75,43 +74,20 @@ ALIASES = {
     "kunlunxin-p800-devices": "kunlunxin-p800",
 }
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+# sizes: the one vocabulary (sizes.py); a message size must be positive and whole
+human_size, short_size = sizes.human_size, sizes.short_size
+_SIZE_HINTS = {"negative": "a positive number of bytes, or 128K / 4M / 1G",
+               "zero": "a positive number of bytes, or 128K / 4M / 1G",
+               "syntax": "a number of bytes, or 128K / 4M / 1G (1024-based)",
+               "value": "it must come to a positive whole number of bytes"}
 
 
 def parse_size(s: int | str) -> int:
     """4096, "4096", "128K", "4G", "4GiB", "1.5M" → bytes (K/M/G/T = 1024ⁿ)."""
-    if isinstance(s, bool):
-        raise UsageError(f"bad message size {s!r}")
-    if isinstance(s, int):
-        if s <= 0:
-            raise UsageError(f"bad message size {s!r}", hint="a positive number of bytes, or 128K / 4M / 1G")
-        return s
-    m = _SIZE_RE.match(str(s))
-    if not m:
-        raise UsageError(f"bad message size {s!r}", hint="a number of bytes, or 128K / 4M / 1G (1024-based)")
-    n = float(m.group(1)) * (_KI ** " kmgt".index(m.group(2).lower() or " "))
-    if n <= 0 or n != int(n):
-        raise UsageError(f"bad message size {s!r}", hint="it must come to a positive whole number of bytes")
-    return int(n)
-
-
-_UNITS = ((_KI**4, "TiB", "T"), (G, "GiB", "G"), (M, "MiB", "M"), (_KI, "KiB", "K"))
-
-
-def human_size(n: int) -> str:
-    """131072 → "128 KiB", 4294967296 → "4 GiB", 1000 → "1000 B"."""
-    for f, long, _ in _UNITS:
-        if n >= f and n % f == 0:
-            return f"{n // f} {long}"
-    return f"{n} B"
-
-
-def short_size(n: int) -> str:
-    """131072 → "128K", 4294967296 → "4G" (FlagCX's -b/-e spelling)."""
-    for f, _, short in _UNITS:
-        if n >= f and n % f == 0:
-            return f"{n // f}{short}"
-    return str(n)
+    try:
+        return sizes.parse_size(s, "message size", positive=True, whole=True)
+    except sizes.SizeError as e:
+        raise UsageError(f"bad message size {s!r}", hint=_SIZE_HINTS.get(e.kind)) from None
 
 
 def canonical_platform(platform: str | None) -> str | None:
