@@ -79,29 +79,30 @@ kill_token() {
 # its stdin: `M <marker>`, `S <state json>` (written atomically), `R` (release), EOF (lost).
 HOLDER_SCRIPT = KILL_TOKEN + r"""d=""" + LOCK_DIR + r"""
 tok=$1
-mkdir -p "$d" 2>/dev/null || { echo "CCTL_LOCK ERROR cannot create $d in the container"; exit 3; }
+[ -d "$d" ] || mkdir -p "$d" 2>/dev/null || { echo "CCTL_LOCK ERROR cannot create $d in the container"; exit 3; }
 command -v flock >/dev/null 2>&1 || { echo "CCTL_LOCK ERROR no flock(1) in the container (util-linux)"; exit 3; }
 exec 9>>"$d/run.lock" || { echo "CCTL_LOCK ERROR cannot open $d/run.lock"; exit 3; }
 if ! flock -w 3 9; then
-  h=$(head -c 600 "$d/holder" 2>/dev/null | head -n1)
+  h=; read -r h 2>/dev/null < "$d/holder"
   echo "CCTL_LOCK BUSY ${h:-another containerctl command}"; exit 3
 fi
 if [ -s "$d/run.marker" ]; then
   old=$(head -n1 "$d/run.marker")
   kill_token CCTL_RUN_TOKEN "$(printf %s "$old" | sed -n 's/.*"token": *"\([0-9a-f]*\)".*/\1/p')"
   echo "CCTL_LOCK ORPHAN $old $(sed -n 2p "$d/run.marker")"
+  rm -f "$d/run.marker"
 fi
-rm -f "$d/run.marker"
-printf '%s\n' "$2" > "$d/holder.$$" && mv -f "$d/holder.$$" "$d/holder"
-# what the run needs to know first: the stage state kept here and flagcx.dir's source marker
-printf 'CCTL_LOCK STATE %s\n' "$(tr -d '\n' 2>/dev/null < "$d/state.json")"
-[ -n "$3" ] && printf 'CCTL_LOCK SOURCE %s\n' "$(head -n1 "$3/.containerctl-source" 2>/dev/null)"
-echo "CCTL_LOCK HELD $$"
+printf '%s\n' "$2" > "$d/holder"
+# what the run needs to know first: the stage state kept here (one line of JSON) and flagcx.dir's
+# source marker. Builtins only from the lock on: this is on every command's way.
+st=; read -r st 2>/dev/null < "$d/state.json"
+m=; [ -n "$3" ] && read -r m 2>/dev/null < "$3/.containerctl-source"
+printf 'CCTL_LOCK STATE %s\nCCTL_LOCK SOURCE %s\nCCTL_LOCK HELD %s\n' "$st" "$m" "$$"
 while IFS= read -r line; do
   case $line in
     M\ *) printf '%s\n' "${line#M }" > "$d/run.marker.$$" && mv -f "$d/run.marker.$$" "$d/run.marker" ;;
     S\ *) printf '%s\n' "${line#S }" > "$d/state.json.$$" && mv -f "$d/state.json.$$" "$d/state.json" ;;
-    R) rm -f "$d/run.marker"; : > "$d/holder"; exit 0 ;;
+    R) [ -e "$d/run.marker" ] && rm -f "$d/run.marker"; : > "$d/holder"; exit 0 ;;
   esac
 done
 # EOF without a release: the CLI is gone. Its run's processes go with it.

@@ -514,7 +514,7 @@ class Pipeline:
                                 warn=lambda m: self.status(m))
         self.interface: FlagCXInterface | None = None
         self.lock = None
-        self.reconcile_state()     # what passed here is the container's word, not this home's
+        self.reconciled = False    # what passed here is the container's word, not this home's
 
     # which stages, in which order
     def select(self, from_: str | None = None, until: str | None = None,
@@ -558,6 +558,7 @@ class Pipeline:
         (state, marker) the run lock's holder read, else they are read here (one exec)."""
         cst, marker = view or container_view(self.engine, self.container, self.container_id,
                                              self.profile.flagcx.dir.rstrip("/"))
+        self.reconciled = True
         if cst is not None:
             self.state = cst
         self.container_source = marker
@@ -593,6 +594,8 @@ class Pipeline:
         template that does not render, a --source that does not resolve. A refused run stores
         nothing."""
         selected = [s.name for s in stages]
+        if not self.reconciled:
+            self.reconcile_state()     # the prerequisites that passed are the container's word
         if self.options.get("source") and not any(s.host_prepare == "flagcx_source"
                                                    for s in stages):
             raise UsageError("--source is read by the build stage, which this run does not "
@@ -634,18 +637,18 @@ class Pipeline:
         from ..results import store
         if not stages:
             raise UsageError("no stage to run", "name a stage: containerctl stages")
-        self.preflight(stages, explicit)
         from .locks import ContainerLock
-        # the lock lives in the container (any home sees it) and is held for the whole run
+        # the lock lives in the container (any home sees it) and is held for the whole run;
+        # its holder reads the container's stage state and source marker on the way
         lock = ContainerLock(self.engine, self.container, self.options.get("command", "run"),
                              ",".join(s.name for s in stages), on_note=self.status,
                              flagcx_dir=self.profile.flagcx.dir.rstrip("/"))
         with lock:
             self.run_token, self.lock = lock.token, lock
             try:
-                # again, under the lock (read by its holder): what another home ran last
                 self.reconcile_state((parse_container_state(lock.state_text, self.container_id),
                                       lock.marker))
+                self.preflight(stages, explicit)     # refused: nothing stored, lock released
                 return self._run_locked(stages, force, run_id, store, lock)
             finally:
                 self.lock = None
