@@ -96,13 +96,18 @@ up() {
   image=$("$CONTAINERCTL" image build slurm-node 2>/dev/null | tail -1)
   case $image in containerctl/slurm-node:*) ;; *)
     echo "slurm-cluster.sh: could not build the slurm-node image; run: $CONTAINERCTL image build slurm-node" >&2; exit 1;; esac
+  local objs=("network:$name-net" "volume:$name-conf" "volume:$name-work" "container:$ctl")
+  for i in $(seq 1 "$nodes"); do objs+=("container:$name-n$i"); done
+  # refuse before making anything: every name must be free or already this cluster's
+  for obj in "${objs[@]}"; do
+    kind=${obj%%:*}; n=${obj#*:}
+    if docker "$kind" inspect "$n" >/dev/null 2>&1 && ! ours "$kind" "$n"; then
+      echo "slurm-cluster.sh: $kind $n exists and is not this cluster's; choose another --name" >&2; exit 2
+    fi
+  done
   for obj in "network:$name-net" "volume:$name-conf" "volume:$name-work"; do
     kind=${obj%%:*}; n=${obj#*:}
-    if docker "$kind" inspect "$n" >/dev/null 2>&1; then
-      ours "$kind" "$n" || { echo "slurm-cluster.sh: $kind $n exists and is not this cluster's; choose another --name" >&2; exit 2; }
-    else
-      docker "$kind" create --label "$label" "$n" >/dev/null
-    fi
+    docker "$kind" inspect "$n" >/dev/null 2>&1 || docker "$kind" create --label "$label" "$n" >/dev/null
   done
   # slurm.conf and the one munge key every node shares, in the conf volume
   docker run -i --rm --label "$label" -v "$name-conf:/c" --entrypoint bash "$image" -c \
@@ -112,7 +117,6 @@ up() {
   for c in "$ctl" $(seq -f "$name-n%g" 1 "$nodes"); do
     role=compute; [ "$c" = "$ctl" ] && role=controller
     if docker container inspect "$c" >/dev/null 2>&1; then
-      ours container "$c" || { echo "slurm-cluster.sh: container $c exists and is not this cluster's; choose another --name" >&2; exit 2; }
       if [ "$(docker container inspect -f '{{.Config.Image}}' "$c")" = "$image" ]; then
         docker start "$c" >/dev/null; continue
       fi

@@ -360,3 +360,32 @@ def test_stage_timeout_cancels_the_job(slurm_cluster, built, home):
     assert meta["slurm"]["job_state"] == "CANCELLED"
     assert "cctl-t-" not in _squeue(cl, "-o", "%j")
     assert took < 90
+
+
+def test_cluster_script_refuses_what_it_did_not_make(engine):
+    """`up` next to a same-named volume it did not make refuses (exit 2) and leaves it; `down`
+    removes only what carries its label."""
+    name = f"cctl-slurm-x{uuid.uuid4().hex[:6]}"
+    _docker("volume", "create", f"{name}-work")
+    try:
+        env = dict(os.environ, CONTAINERCTL=str(Path(sys.executable).parent / "containerctl"))
+        r = subprocess.run(["bash", str(SCRIPT), "up", "--name", name], capture_output=True,
+                           text=True, timeout=600, env=env)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"volume {name}-work exists and is not this cluster's" in r.stderr
+        made = _docker("ps", "-aq", "--filter", f"label=io.containerctl.slurm-cluster={name}").stdout
+        made += _docker("volume", "ls", "-q", "--filter",
+                        f"label=io.containerctl.slurm-cluster={name}").stdout
+        made += _docker("network", "ls", "-q", "--filter",
+                        f"label=io.containerctl.slurm-cluster={name}").stdout
+        assert made.strip() == ""                           # nothing half made
+        r = subprocess.run(["bash", str(SCRIPT), "down", "--name", name], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0
+        assert _docker("volume", "inspect", f"{name}-work", check=False).returncode == 0
+    finally:
+        _docker("volume", "rm", f"{name}-work", check=False)
+        subprocess.run(["bash", str(SCRIPT), "down", "--name", name], capture_output=True)
+    r = subprocess.run(["bash", str(SCRIPT), "up", "--name", "Bad_Name"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--name Bad_Name" in r.stderr
