@@ -321,3 +321,21 @@ def test_a_launch_that_fails_is_a_fail_with_the_runners_error(tmp_path):
     assert c["train job"]["detail"] == ("FlagScale's run.py action=run failed: ModuleNotFoundError: "
                                         "No module named 'pandas_not_here'")
     assert c["train stop"]["ok"] is True
+
+
+def test_real_flagscale_package_driven_on_a_host_without_cuda():
+    """Recorded output of the driver against the real flag-scale 0.8.0 wheel (pip-installed,
+    torch 2.13 CPU, no GPU): probed as the package layout with its patched Megatron, sized from
+    the example's TP4 x PP2 down to one device, launched through FlagScale's own runner
+    (torchrun), and judged: Megatron's own refusal is the evidence, the stop still ran."""
+    out = (Path(__file__).parent / "fixtures" / "cpu" /
+           "train-flagscale-0.8.0-no-cuda.log").read_text()
+    metrics, checks, repro = judge(out, {})
+    c = {x["name"]: x for x in checks}
+    assert repro["flagscale"] == {"layout": "package", "version": "0.8.0",
+                                  "megatron_source": "third_party"}
+    assert "shrunk from the example's TP4 PP2 to fit 1 device(s)" in metrics["sized"]["why"]
+    assert c["train job"]["ok"] is False
+    assert c["train job"]["detail"].endswith("AssertionError: Megatron requires CUDA.")
+    assert c["train stop"]["ok"] is True
+    assert c["train backend flagcx"]["ok"] is False

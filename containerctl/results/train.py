@@ -163,9 +163,12 @@ def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
     if outcome:
         st, ex, lim = (_merged(evs, "stalled"), _merged(evs, "exited"), _merged(evs, "time_limit"))
         tail = [ln[len("CCTL_TAIL| "):] for ln in text.splitlines() if ln.startswith("CCTL_TAIL| ")]
+        bad_line = re.compile(r"\w(Error|Exception)\b|error:|Killed|CUDA error|NCCL error")
+        # a rank's own error first (torchrun's ChildFailedError only says that a rank failed)
         err = next((ln.strip() for ln in reversed(tail)
-                    if re.search(r"\w(Error|Exception)\b|error:|Killed|CUDA error|NCCL error", ln)),
-                   next((ln.strip() for ln in reversed(tail) if ln.strip()), ""))
+                    if re.match(r"\s*\[default\d+\]:", ln) and bad_line.search(ln)),
+                   next((ln.strip() for ln in reversed(tail) if bad_line.search(ln)),
+                        next((ln.strip() for ln in reversed(tail) if ln.strip()), "")))
         if outcome == "reached":
             checks.append(Check("train job", True, f"reached the asked iterations in "
                                 f"{result.get('seconds', '?')} s"))

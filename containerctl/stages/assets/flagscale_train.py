@@ -266,7 +266,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     facts = FP.probe(a.flagscale, a.model, a.python)
-    for k in ("layout", "version", "runner", "config_name", "conf", "entrypoint",
+    for k in ("root", "layout", "version", "runner", "config_name", "conf", "entrypoint",
               "megatron_source", "unpatch", "cli", "log_file"):
         say("probe", **{k: facts.get(k)})
     if facts.get("megatron"):
@@ -448,7 +448,7 @@ def main(argv=None) -> int:
             print(ln)
     if outcome != "reached":
         print("=== containerctl train log tail ===")
-        for ln in (state.get("launch_tail") or []) + text.splitlines()[-60:]:
+        for ln in (state.get("launch_tail") or []) + text.splitlines()[-120:]:
             print(f"CCTL_TAIL| {ln}")
     return return_code
 
