@@ -138,6 +138,7 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
         # checks against the state a new container starts with (none passed)
         pre = Pipeline(engine, p, old.name, _opts(coll, all_colls, source, timeout, "run"))
         pre.state = {"stages": {}}
+        pre.reconciled = True      # that state, not the old container's (nor saved anywhere)
         pre.preflight(pre.select(from_, until, only))
     view = make_view(quiet, verbose, title=f"containerctl run · {p.name}")
     with view:          # one live view from the image build to the last stage

@@ -560,6 +560,8 @@ def would_recreate(engine: Engine, profile: Profile, name: str | None,
         spec = plan(profile, target, engine, build=False, check_devices=False, sets=sets)
     except ContainerctlError:
         return None     # `up` says what is wrong
-    if spec.image.endswith("<built-at-up>") or not engine.image_exists(spec.image):
+    if spec.image.endswith("<built-at-up>"):
         return None
+    # the tag is the image's content hash: one not built yet is the tag `up` will build, so
+    # the config hash is known either way
     return c if c.labels.get(L.CONFIG_HASH) != spec.config_hash else None
