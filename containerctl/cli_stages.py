@@ -77,11 +77,6 @@ def _guard_streams() -> None:
             setattr(sys, n, _Guarded(s))
 
 
-def _say(line: str) -> None:
-    import sys
-    sys.stderr.write(line + "\n")
-
-
 def _interrupted(view) -> int:
     import sys
     view.close()
