@@ -263,6 +263,12 @@ def test_ctrl_c_leaves_no_job(slurm_cluster, built, home):
         ps = cli("cluster", "ps", "--hosts", str(inv), "--json")     # what squeue says
         rows = json.loads(ps.stdout)
         assert [r["state"] for r in rows] == ["RUNNING"] and rows[0]["name"].startswith("cctl-t-")
+        # another home, same login container: refused by the container's run lock, nothing
+        # submitted (one job of ours in squeue)
+        other = cli("cluster", "exec-stage", "deps", "--hosts", str(inv),
+                    env={"CONTAINERCTL_HOME": str(home / "other-home")})
+        assert other.returncode == 2 and "busy" in other.stderr, other.stderr
+        assert _squeue(cl, "-o", "%j").count("cctl-t-") == 1
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=90)
     finally:

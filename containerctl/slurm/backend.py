@@ -336,16 +336,34 @@ class SlurmCluster:
         """Allocate, run `stages` in order as steps, release (or cancel). Returns
         (run id, run metadata, outcomes)."""
         from ..profiles import load_profile
-        from ..results import store
-        from ..results.verdict import run_status
-        from ..stages.runner import Pipeline, now
+        from ..stages.runner import Pipeline
         t_start = time.monotonic()
         info = self.check()
         prof = load_profile(self.s.profile, list(self.s.set))
         opts = dict(options or {}, nranks=self.s.ntasks, command="cluster run")
         pipe = Pipeline(self.engine, prof, self.s.container, opts, echo=echo)
         sel = pipe.select(only=stages)
-        pipe.preflight(sel, explicit=True)
+        from ..stages.locks import ContainerLock
+        from ..stages.runner import parse_container_state
+        # the login container's run lock, as a local run takes it (any home sees it): two runs
+        # never build into the one shared workspace at once; the stage state lives there too
+        lock = ContainerLock(self.engine, self.s.container, "cluster run",
+                             ",".join(s.name for s in sel), on_note=self.say,
+                             flagcx_dir=prof.flagcx.dir.rstrip("/"))
+        with lock:
+            pipe.run_token, pipe.lock = lock.token, lock
+            try:
+                pipe.reconcile_state((parse_container_state(lock.state_text,
+                                                            pipe.container_id), lock.marker))
+                pipe.preflight(sel, explicit=True)   # refused: nothing submitted or stored
+                return self._run_locked(pipe, prof, sel, info, options, echo, t_start, lock)
+            finally:
+                pipe.lock = None
+
+    def _run_locked(self, pipe, prof, sel, info, options, echo, t_start, lock):
+        from ..results import store
+        from ..results.verdict import run_status
+        from ..stages.runner import now
         run_id = store.new_run_id(f"{self.name}-slurm")
         job_name = f"cctl-{self.name}-{run_id}"
         meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": prof.name,
@@ -358,6 +376,7 @@ class SlurmCluster:
                           "accounting": info["accounting"], "job_name": job_name,
                           "steps": []}}
         store.write_run(meta)
+        lock.mark(run_id, str(store.run_dir(run_id)))
         outcomes: list = []
         crash = None
         job = None
