@@ -12,16 +12,22 @@ new_profile: a starter site profile that `extends:` another, validated by loadin
 """
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from . import paths
+from .engine import START_HINT, explain_refusal, get_engine, host_is_local
 from .errors import ContainerctlError, UsageError
 from .hostcheck import Finding, dockerd_memlock_hard, gpu_runtime_available, probe
-from .profiles import Profile, find_profile_file, load_profile, parse_ulimit
+from .lifecycle import is_image_spec, resolve_image
+from .profiles import Profile, find_profile_file, host_mount_warnings, load_profile, parse_ulimit
+from .runspec import expand_devices
 from .sizes import GiB, approx_size, parse_size
 
 VENDOR_TOOLS = ["nvidia-smi", "xpu-smi", "mx-smi", "cnmon", "npu-smi", "ixsmi", "mthreads-gmi",
@@ -63,7 +69,6 @@ def _space_finding(name: str, what: str, path: str | Path, warn_below: int, fail
 
 
 def _engine_finding(engine_factory) -> tuple[object | None, Finding]:
-    from .engine import START_HINT
     try:
         engine = engine_factory()
         ver = engine.version()
@@ -84,7 +89,6 @@ def _engine_finding(engine_factory) -> tuple[object | None, Finding]:
 
 
 def _storage_finding(engine) -> Finding:
-    from .engine import host_is_local
     info = engine.info()
     driver = info.get("Driver", "?")
     root = info.get("DockerRootDir", "")
@@ -125,7 +129,6 @@ def _probe_image(engine, profile: Profile | None) -> tuple[str | None, str]:
 
 
 def _profile_image_ref(engine, profile: Profile) -> str | None:
-    from .lifecycle import resolve_image
     try:
         ref = resolve_image(engine, profile, build=False)
     except ContainerctlError:
@@ -134,7 +137,6 @@ def _profile_image_ref(engine, profile: Profile) -> str | None:
 
 
 def _image_finding(engine, profile: Profile) -> Finding:
-    from .lifecycle import is_image_spec
     ref = _profile_image_ref(engine, profile)
     if is_image_spec(profile.image):
         if ref and engine.image_exists(ref):
@@ -150,7 +152,6 @@ def _image_finding(engine, profile: Profile) -> Finding:
 
 
 def _memlock_finding(engine, profile: Profile | None, image: str | None, fresh: bool) -> Finding:
-    from .engine import host_is_local
     want = None
     if profile is not None and "memlock" in profile.container.ulimits:
         want = parse_ulimit("memlock", profile.container.ulimits["memlock"])[1]
@@ -189,7 +190,6 @@ def _memlock_finding(engine, profile: Profile | None, image: str | None, fresh: 
 
 
 def _privileged_finding(engine, profile: Profile | None, image: str, fresh: bool) -> Finding:
-    from .engine import explain_refusal
     ok, msg = probe(engine, image, "privileged", {"privileged": True}, fresh=fresh)
     needs = profile is not None and profile.container.privileged
     if ok:
@@ -206,7 +206,6 @@ def _privileged_finding(engine, profile: Profile | None, image: str, fresh: bool
 
 
 def _cap_all_finding(engine, image: str, fresh: bool) -> Finding:
-    from .engine import explain_refusal
     ok, msg = probe(engine, image, "cap_add=ALL", {"cap_add": ["ALL"]}, fresh=fresh)
     if ok:
         return Finding("cap_add=ALL", "pass", "the engine allows --cap-add ALL")
@@ -221,7 +220,6 @@ _GPU_REQ = {"device_requests": [{"Driver": "", "Count": -1, "DeviceIDs": None,
 
 
 def _gpus_finding(engine, profile: Profile | None, image: str | None, fresh: bool) -> Finding:
-    from .engine import explain_refusal
     needs = profile is not None and profile.container.gpus is not None
     runtime = gpu_runtime_available(engine)
     ok, msg = (False, "")
@@ -242,7 +240,6 @@ def _gpus_finding(engine, profile: Profile | None, image: str | None, fresh: boo
 
 
 def _devices_findings(profile: Profile) -> list[Finding]:
-    from .runspec import expand_devices
     c = profile.container
     out = []
     if not c.devices:
@@ -271,7 +268,6 @@ def _devices_findings(profile: Profile) -> list[Finding]:
                            "create them, or fix container.volumes (profile or site overlay)"))
     elif c.volumes:
         out.append(Finding("volumes", "pass", f"all {len(c.volumes)} volume source(s) exist"))
-    from .profiles import host_mount_warnings
     for w in host_mount_warnings(profile):
         out.append(Finding("host mounts", "warn", w, "mount only what the stages need, or set "
                            "container.allow_host_mounts: true in the profile if it is meant"))
@@ -450,7 +446,6 @@ def _list_dev() -> list[str]:
 
 def _engine_gpu_runtime() -> bool | None:
     try:
-        from .engine import get_engine
         e = get_engine()
         return gpu_runtime_available(e) if e.ping() else None
     except ContainerctlError:
@@ -460,7 +455,6 @@ def _engine_gpu_runtime() -> bool | None:
 def _engine_privileged() -> bool | None:
     """Whether the engine allows --privileged (cached probe; None when it cannot be told)."""
     try:
-        from .engine import get_engine
         e = get_engine()
         if not e.ping():
             return None
@@ -572,7 +566,6 @@ def _starter(name: str, base: str, basep: Profile | None, user: str) -> str:
 
 
 def _yaml_str(s: str) -> str:
-    import json
     return json.dumps(s)
 
 
@@ -580,8 +573,6 @@ def new_profile(name: str, base: str, directory: str | os.PathLike | None = None
                 force: bool = False) -> Path:
     """Write <directory or ~/.config/containerctl/profiles>/<name>.yaml extending `base`;
     validate it by loading it; refuse to overwrite without force."""
-    import getpass
-    import tempfile
     if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", name or ""):
         raise UsageError(f"profile name {name!r}: use lowercase letters, digits, '-', '_' or '.'",
                          "e.g. containerctl profile new mysite-a800 --from nvidia-a800")
