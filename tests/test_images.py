@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -38,6 +39,49 @@ def _line_of(path: Path, needle: str) -> int:
         if needle in line:
             return i
     raise AssertionError(f"{needle!r} not in {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the package's layout (issue 22)
+
+LAYERS = ["where", "blocks", "spec", "render", "bootstrap", "build"]
+
+
+def test_each_module_imports_only_the_ones_before_it():
+    """where <- blocks <- spec <- render / bootstrap <- build, at module level; no cycles."""
+    import ast
+
+    pkg = Path(images.__file__).parent
+    assert sorted(p.stem for p in pkg.glob("*.py")) == sorted(LAYERS + ["__init__"])
+    for i, name in enumerate(LAYERS):
+        tree = ast.parse((pkg / f"{name}.py").read_text())
+        inside = {n.module for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+        assert inside <= set(LAYERS[:i]), f"{name}.py imports {sorted(inside - set(LAYERS[:i]))}"
+        nested = [n for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                  for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert all(isinstance(n, ast.Import) and n.names[0].name == "jinja2" for n in nested), \
+            f"{name}.py imports inside a function (only jinja2 may wait until rendering)"
+
+
+def test_importing_images_loads_neither_docker_nor_jinja2():
+    """The commands that only find or load specs (up with its tag cache) pay for neither."""
+    code = ("import sys, containerctl.images as i; i.load_image('cpu-selftest'); "
+            "print(sorted(m for m in ('docker', 'jinja2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, containerctl.images as i; i.render('cpu-selftest'); print('jinja2' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
+
+
+def test_the_package_is_not_the_data_folder():
+    """containerctl/images/ (code) and the specs folder (images/, packaged as _data/images)
+    are two things: the specs are found whichever way containerctl is installed."""
+    assert paths.data_dir("images") != Path(images.__file__).parent
+    assert (paths.data_dir("images") / "cpu-selftest.yaml").is_file()
+    assert not list(Path(images.__file__).parent.glob("*.yaml"))
 
 
 # ---------------------------------------------------------------------------------------------
