@@ -141,13 +141,6 @@ def parse_perf(text: str, ctx: dict):
                        "detail": (f"FlagCX: {line}" if hyb else
                                   f"FlagCX stayed homogeneous: {line}" if hyb is False else line)})
         metrics["communicator"] = "hybrid" if hyb else "homogeneous" if hyb is False else "unknown"
-    if ctx.get("expect_hybrid"):   # a variant that splits the ranks into clusters (variants.py)
-        from ..flagcx.interface import hybrid_evidence
-        hyb, line = hybrid_evidence(text)
-        checks.append({"name": "communicator hybrid", "ok": bool(hyb),
-                       "detail": (f"FlagCX: {line}" if hyb else
-                                  f"FlagCX stayed homogeneous: {line}" if hyb is False else line)})
-        metrics["communicator"] = "hybrid" if hyb else "homogeneous" if hyb is False else "unknown"
     if not split_colls(text):
         checks.append({"name": "perf ran", "ok": False,
                        "detail": "no collective was run: the perf tests did not build or the "
