@@ -134,6 +134,15 @@ def test_profiles_carry_a_sourced_bound():
     assert "datasheet" in (root / "nvidia-h200.yaml").read_text().split("limits:")[-1]
 
 
+def test_the_bound_reaches_the_check_from_a_remembered_profile_too():
+    """exec-stage's fast path hands the stage a Frozen read-back of the validated profile."""
+    from containerctl import validated
+    for _ in range(2):      # validated, then read back without pydantic
+        prof = validated.load_profile("nvidia-h200")
+        assert C.max_busbw({"profile": prof}) == 4800.0
+    assert C.max_busbw({}) is None
+
+
 @pytest.mark.parametrize("bad", ["nan", ".inf", "-1", "0", "fast"])
 def test_a_bad_limit_is_exit_2_naming_the_file(tmp_path, bad):
     from containerctl.profiles import load_profile
