@@ -89,6 +89,8 @@ def register(app: typer.Typer) -> None:
         removed = cl.down(volumes)
         typer.echo("removed " + (", ".join(removed) if removed else "nothing (no containers)") +
                    ("" if volumes else "; workspace volumes kept"))
+        for v in getattr(cl, "left_alone", []):
+            typer.echo(f"kept {v}")
 
     @cluster_app.command("ps")
     def ps(hosts: str = HostsOpt, json_out: bool = typer.Option(False, "--json")):

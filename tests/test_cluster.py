@@ -515,3 +515,33 @@ def test_silent_ssh_engine_fails_within_the_bound(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "host mute" in r.stderr and f"127.0.0.1:{port}" in r.stderr and "fix:" in r.stderr
     assert took < 20, f"took {took:.1f}s"      # 10 s bound + CLI start on a loaded machine
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_cluster_down_volumes_leaves_a_volume_it_did_not_make(engine, selftest_image, tmp_path):
+    """`cluster down --volumes` once removed every volume named like a host's workspace volume,
+    whoever made it. A volume of that name that containerctl did not make (no labels) is kept
+    and named; the cluster's own container still goes."""
+    from containerctl.runspec import workspace_volume_name
+    x = f"v{uuid.uuid4().hex[:6]}"
+    f = _inv(tmp_path, x, "a")
+    name = f"cctl_{x}_a"
+    vol = workspace_volume_name(name)
+    try:
+        _docker("volume", "create", vol)          # someone else's, no labels
+        r = cli("cluster", "up", "--hosts", str(f))
+        # up refuses to adopt it, or (an older layout) mounts it: either way down keeps it
+        if r.returncode == 0:
+            r = cli("cluster", "down", "--hosts", str(f), "--volumes")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert engine.find(name) is None
+        else:
+            assert r.returncode == 2 and vol in r.stderr, r.stdout + r.stderr
+            r = cli("cluster", "down", "--hosts", str(f), "--volumes")
+            assert r.returncode == 0, r.stdout + r.stderr
+        assert engine.volume_exists(vol), r.stdout
+        assert f"kept a: volume {vol}" in r.stdout, r.stdout
+    finally:
+        _cleanup_cluster(x)
+        engine.remove_volume(vol)

@@ -153,28 +153,41 @@ class Cluster:
         from .. import lifecycle
         from ..runspec import workspace_volume_name
         names = {h.name for h in self.hosts}
+        kept: list[str] = []
 
         def one(rep: Host) -> tuple[list[str], list[str]]:
             removed: list[str] = []
             try:
                 reach(rep)
-                for c in rep.engine.list(labels={CLUSTER_LABEL: self.name}):
+                mine = rep.engine.list(labels={CLUSTER_LABEL: self.name})
+                for c in mine:      # a stage running anywhere refuses before anything goes
+                    lifecycle.refuse_busy(rep.engine, c.name, "cluster down")
+                for c in mine:
                     host = c.labels.get(HOST_LABEL, "?")
                     with lifecycle.name_lock(c.name):
                         vol = c.labels.get(LABEL + "workspace-volume")
-                        rep.engine.remove(c.name, force=True)
+                        own = volumes and vol and lifecycle._own_volume(rep.engine, vol, c.name, c)
+                        rep.engine.remove(c.id, force=True)
                         removed.append(f"{host}: {c.name}")
-                        if volumes and vol:
+                        if own:
                             rep.engine.remove_volume(vol)
                             removed.append(f"{host}: volume {vol}")
-                if volumes:      # volumes whose container is already gone (names are ours)
+                        elif volumes and vol and own is False:
+                            kept.append(f"{host}: volume {vol} (not made by containerctl for "
+                                        f"{c.name}: left alone)")
+                if volumes:      # volumes whose container is already gone: only labelled ones
                     for h in self.hosts:
                         vol = workspace_volume_name(h.container)
-                        if h.docker == rep.docker and h.name in names and \
-                                rep.engine.volume_exists(vol) and \
-                                f"{h.name}: volume {vol}" not in removed:
+                        if h.docker != rep.docker or h.name not in names or \
+                                f"{h.name}: volume {vol}" in removed:
+                            continue
+                        own = lifecycle._own_volume(rep.engine, vol, h.container, None)
+                        if own:
                             rep.engine.remove_volume(vol)
                             removed.append(f"{h.name}: volume {vol}")
+                        elif own is False:
+                            kept.append(f"{h.name}: volume {vol} (not made by containerctl for "
+                                        f"{h.container}: left alone)")
             except ContainerctlError as exc:
                 return removed, [exc.message]
             return removed, []
@@ -185,6 +198,7 @@ class Cluster:
             raise HostError("cluster down incomplete: " + "; ".join(problems),
                             "fix the engine connection and run `containerctl cluster down` again")
         shutil.rmtree(self.key_dir(), ignore_errors=True)
+        self.left_alone = kept     # volumes of the cluster's names that containerctl did not make
         return removed
 
     def ps(self) -> list[HostRow]:
