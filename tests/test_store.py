@@ -329,3 +329,20 @@ def test_corrupt_run_json_is_a_containerctl_error(home):
     (store.run_dir(rid) / "run.json").write_text("[")
     with pytest.raises(ContainerctlError):
         store.load_run(rid)
+
+
+def test_a_run_json_nested_too_deep_is_unreadable_not_a_crash(home):
+    """A run.json nested 100,000 deep made `results list` exit 70 (RecursionError): it is
+    listed as unreadable like any other damaged file, and the cli says so with exit 0."""
+    import subprocess
+    import sys
+    good = _run_at("alpha", "2026-01-01T00:00:00+00:00")
+    bad = store.results_dir() / "20260101-000000-deep"
+    bad.mkdir(parents=True)
+    (bad / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ContainerctlError, match="nested too deep"):
+        store._read_json(bad / "run.json")
+    r = subprocess.run([sys.executable, "-m", "containerctl", "results", "list"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert good in r.stdout

@@ -76,6 +76,9 @@ def _read_json(p: Path) -> Any:
         raise NotFound(f"{p}: no such file", hint=LIST_HINT) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ContainerctlError(f"{p}: unreadable JSON ({e})", hint="remove or fix the file; the other runs are unaffected") from None
+    except RecursionError:     # a record nested past the interpreter's depth: not ours
+        raise ContainerctlError(f"{p}: unreadable JSON (nested too deep to be a record)",
+                                hint="remove or fix the file; the other runs are unaffected") from None
 
 
 def _finite(v: Any) -> Any:
