@@ -515,6 +515,7 @@ class Pipeline:
         self.interface: FlagCXInterface | None = None
         self.lock = None
         self.reconciled = False    # what passed here is the container's word, not this home's
+        self.push_state = False
 
     # which stages, in which order
     def select(self, from_: str | None = None, until: str | None = None,
@@ -559,7 +560,11 @@ class Pipeline:
         cst, marker = view or container_view(self.engine, self.container, self.container_id,
                                              self.profile.flagcx.dir.rstrip("/"))
         self.reconciled = True
-        if cst is not None:
+        # every write numbers the state (seq): a home that knows more than the container (its
+        # last write never reached it: the container was killed mid-stage) keeps its own
+        self.push_state = cst is not None and \
+            int(self.state.get("seq") or 0) > int(cst.get("seq") or 0)
+        if cst is not None and not self.push_state:
             self.state = cst
         self.container_source = marker
         build = self.state["stages"].get("build", {})
@@ -648,6 +653,8 @@ class Pipeline:
             try:
                 self.reconcile_state((parse_container_state(lock.state_text, self.container_id),
                                       lock.marker))
+                if self.push_state:
+                    lock.save_state(json.dumps(self.state))
                 self.preflight(stages, explicit)     # refused: nothing stored, lock released
                 return self._run_locked(stages, force, run_id, store, lock)
             finally:
@@ -773,7 +780,8 @@ class Pipeline:
             inputs = self.inputs_hash(sd, script, extra)
             prev = self.state["stages"].get(sd.name, {})
             if not force and plug is None and early_error is None \
-                    and prev.get("status") == "passed" and prev.get("inputs") == inputs:
+                    and prev.get("status") == "passed" and prev.get("inputs") == inputs \
+                    and self._passed_record(sd.name, prev.get("run_id")):
                 oc = StageOutcome(sd.name, "skipped",
                                   f"already passed in run {prev.get('run_id')} with the same "
                                   "inputs (--force to rerun)")
@@ -884,6 +892,7 @@ class Pipeline:
         if sd.host_prepare and self.interface is not None:
             st["interface"] = self.interface.to_dict()
         self.state["stages"][sd.name] = st
+        self.state["seq"] = int(self.state.get("seq") or 0) + 1
         if status != "passed":
             # a failed stage invalidates the stages that need it, directly or through others
             gone = {sd.name}
@@ -902,6 +911,17 @@ class Pipeline:
         if outcome == "interrupted":
             raise KeyboardInterrupt
         return oc
+
+    def _passed_record(self, stage: str, run_id) -> bool:
+        """A skip as "already passed" leans on evidence this home can show: that run's record
+        of the stage, in this home's results, says passed. (A pass another home recorded counts
+        as a prerequisite — the container says so — but this home runs the stage itself.)"""
+        from ..results import store
+        try:
+            rec = json.loads((store.run_dir(str(run_id)) / f"{stage}.json").read_text())
+        except (OSError, ValueError, UsageError):
+            return False
+        return isinstance(rec, dict) and rec.get("status") == "passed"
 
     def _offline_substitutions(self, log_text) -> list[dict]:
         """Empty submodules of a release tarball, filled from the system, or a clear error."""
