@@ -28,6 +28,22 @@ def _slurm(hosts: str):
 
 
 def _options(coll, begin, end, iters, warmup, timeout, source) -> dict:
+    """The perf and timeout options, bounded where they enter (the profile's own rules)."""
+    from .errors import UsageError
+    from .profiles import MAX_ITERS, check_perf_range, check_perf_size, check_timeout
+    try:
+        if timeout is not None:
+            check_timeout(timeout, "--timeout")
+        for v, what in ((begin, "--begin"), (end, "--end")):
+            if v is not None:
+                check_perf_size(v, what)
+        if begin is not None and end is not None:
+            check_perf_range(begin, end)
+        for v, what in ((iters, "--iters"), (warmup, "--warmup")):
+            if v is not None and not 0 <= v <= MAX_ITERS:
+                raise ValueError(f"{what} {v}: give 0 to {MAX_ITERS}")
+    except ValueError as exc:
+        raise UsageError(str(exc), "e.g. -b 1K -e 64K --timeout 3600") from None
     return {"colls": coll, "begin": begin, "end": end, "iters": iters, "warmup": warmup,
             "timeout": timeout, "source": source}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from .bounds import MAX_TIMEOUT_S
+
 
 def _echo_factory(quiet: bool, verbose: bool = False):
     """A bare echo(stage, line) for callers without a view (cluster): protocol lines and bash
@@ -259,6 +261,7 @@ def register(app) -> None:
             source: Optional[str] = typer.Option(None, "--source", help="FlagCX: a path, a git "
                                                  "URL[@ref], or `selftest`."),
             timeout: Optional[int] = typer.Option(None, "--timeout", min=1,
+                                                  max=MAX_TIMEOUT_S,
                                                   help="Per-stage timeout (s)."),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="One verdict line per stage "
                                        "and the results path."),
@@ -283,7 +286,8 @@ def register(app) -> None:
                    coll: Optional[List[str]] = typer.Option(None, "--coll"),
                    all_colls: bool = typer.Option(False, "--all"),
                    source: Optional[str] = typer.Option(None, "--source"),
-                   timeout: Optional[int] = typer.Option(None, "--timeout", min=1),
+                   timeout: Optional[int] = typer.Option(None, "--timeout", min=1,
+                                                         max=MAX_TIMEOUT_S),
                    quiet: bool = typer.Option(False, "--quiet", "-q"),
                    verbose: bool = typer.Option(False, "--verbose", "-v"),
                    set_: Optional[List[str]] = typer.Option(None, "--set"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .bounds import MAX_TIMEOUT_S
+
 _EXEC_VALUES = {"--profile": "profile", "-p": "profile", "--name": "name", "--coll": "coll",
                 "--source": "source", "--timeout": "timeout", "--set": "set_",
                 "--variant": "variant"}
@@ -61,7 +63,7 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
         kw["stage"] = pos[0]
         if "timeout" in kw:
             t = kw["timeout"]
-            if not (t.isdigit() and 0 < int(t) < 10 ** 7):
+            if not (t.isdigit() and 0 < int(t) <= MAX_TIMEOUT_S):
                 return None
             kw["timeout"] = int(t)
     return cmd, kw

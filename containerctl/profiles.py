@@ -22,12 +22,7 @@ from .errors import NotFound, ProfileError, UsageError
 # ---------------------------------------------------------------------------------------------
 # sizes
 
-# bounds on numbers where they enter (issue 18): past these nothing real runs, and a typo (an
-# extra digit, a wrong unit) would hang a run for years or size a buffer past any device
-MAX_TIMEOUT_S = 7 * 24 * 3600      # a stage timeout: one week
-MAX_PERF_BYTES = 1 << 40           # a perf message size: 1T, more than any device holds today
-MAX_ITERS = 1_000_000              # perf -n / -w
-MAX_FACTOR = 1024                  # perf -f
+from .bounds import MAX_FACTOR, MAX_ITERS, MAX_PERF_BYTES, MAX_TIMEOUT_S  # noqa: E402,F401
 
 
 # '128G', '64g', '100gb', '8MiB', 1024 → bytes: the one parser (sizes.py), 0 allowed, truncated
