@@ -85,6 +85,8 @@ def test_rank_needs_and_caps():
     assert resolve("perf", "hybrid", hyb, None, [], 1).skip.startswith("needs 2 ranks, this run has 1")
     assert resolve("perf", "hybrid", hyb, None, [], 2).skip is None
     assert resolve("perf", "rma", Variant(nranks=2), None, [], 8).nranks == 2
+    assert "2 logical nodes" in resolve("perf", "n", Variant(hosts=2), None, [], 1).skip
+    assert resolve("perf", "n", Variant(hosts=2), None, [], 2).skip is None
 
 
 def test_select_and_unknown_names():
@@ -187,9 +189,10 @@ def test_variants_end_to_end(selftest_image, run_cli, unique_name, tmp_path):
                 "--variant", "all", "--set", "stages.perf.end=16K", "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     recs = {x["stage"]: x for x in results(home) if "stage" in x}
-    assert set(recs) == {"perf-homo", "perf-uni", "perf-reg-homo", "perf-rma", "perf-hybrid"}
+    assert set(recs) == {"perf-homo", "perf-uni", "perf-reg-homo", "perf-rma", "perf-hybrid",
+                         "perf-two-nodes"}
     assert recs["perf-rma"]["status"] == "skipped" and "put, get" in recs["perf-rma"]["message"]
-    for n in ("perf-homo", "perf-uni", "perf-reg-homo", "perf-hybrid"):
+    for n in ("perf-homo", "perf-uni", "perf-reg-homo", "perf-hybrid", "perf-two-nodes"):
         assert recs[n]["status"] == "passed", (n, recs[n]["message"])
         assert recs[n]["metrics"]["variant"]["nranks"] == 2
     assert recs["perf-uni"]["metrics"]["variant"]["env"]["FLAGCX_USE_HETERO_COMM"] == "1"
@@ -204,9 +207,12 @@ def test_variants_end_to_end(selftest_image, run_cli, unique_name, tmp_path):
     log = (home / "results" / recs["perf-reg-homo"]["run_id"] / "logs" /
            "perf-reg-homo.log").read_text()
     assert "-R 1" in log
+    log = (home / "results" / recs["perf-two-nodes"]["run_id"] / "logs" /
+           "perf-two-nodes.log").read_text()   # one MPMD segment per logical node
+    assert "-np 1 -x FLAGCX_HOSTID=node0 " in log and " : -np 1 -x FLAGCX_HOSTID=node1 " in log
     # an unknown variant: exit 2, the names there are
     r = run_cli("exec-stage", "perf", "--name", unique_name, "--variant", "nope", "-q")
-    assert r.returncode == 2 and "homo, hybrid, reg-homo, rma, uni, or all" in r.stderr
+    assert r.returncode == 2 and "homo, hybrid, reg-homo, rma, two-nodes, uni, or all" in r.stderr
 
 
 def test_device_api_mpi_output_becomes_gtest_xml(tmp_path):

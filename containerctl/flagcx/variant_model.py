@@ -32,6 +32,8 @@ class Variant(BaseModel):
     components: Optional[list[str]] = None     # unittest: the suites this variant runs
     make_vars: list[str] = Field(default_factory=list)    # unittest/perf make: NAME=VALUE
     expect_hybrid: bool = False                # the communicator must say it is hybrid
+    hosts: Optional[int] = Field(None, ge=2, le=64)   # perf: ranks split into this many logical
+                                               # nodes by FLAGCX_HOSTID (one MPMD segment each)
     needs: VariantNeeds = Field(default_factory=VariantNeeds)
 
     @field_validator("env", mode="before")

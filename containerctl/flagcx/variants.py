@@ -74,6 +74,10 @@ def resolve(stage: str, name: str, v: Variant, fxi: "FlagCXInterface | None",
             stage_colls: list[str], nranks: int) -> Resolved:
     """Can this variant run on this checkout with this many ranks? (what runs, or why not)."""
     r = Resolved(name, v, nranks=min(nranks, v.nranks) if v.nranks else nranks)
+    if v.hosts and r.nranks < v.hosts:
+        r.skip = (f"splits the ranks into {v.hosts} logical nodes (FLAGCX_HOSTID), this run has "
+                  f"{r.nranks} rank{'s' if r.nranks != 1 else ''}")
+        return r
     if r.nranks < v.needs.min_ranks:
         r.skip = (f"needs {v.needs.min_ranks} ranks, this run has {r.nranks} (one per device "
                   "seen)")
@@ -263,7 +267,8 @@ def run_variants(pipe, sd, run_id: str):
                     int(base["nranks"]))
         info = {"name": name, "of": sd.name, "description": v.description, "ci": v.ci,
                 "env": dict(v.env), "extra_args": list(v.extra_args), "nranks": r.nranks,
-                "colls": r.colls, "notes": r.notes, "expect_hybrid": v.expect_hybrid}
+                "colls": r.colls, "notes": r.notes, "expect_hybrid": v.expect_hybrid,
+                "hosts": v.hosts}
         if r.skip:
             oc = StageOutcome(rname, "skipped", f"variant {name} not applicable: {r.skip}")
             pipe._record(run_id, sd, oc, 0.0, None, metrics={"variant": info},
@@ -282,6 +287,7 @@ def run_variants(pipe, sd, run_id: str):
             env["CCTL_BUILD_MAKE_VARS"] = as_lines(mv + list(v.make_vars), "make variables")
         if sd.name == "perf":
             env["CCTL_COLLS"] = " ".join(r.colls)
+            env["CCTL_VARIANT_HOSTS"] = str(v.hosts or 0)
             if fxi.perf_layout:
                 env["CCTL_PERF_ARGS"] = as_lines(fxi.perf_args(
                     begin=v.begin or perf["begin"], end=v.end or perf["end"],
