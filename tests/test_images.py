@@ -697,3 +697,13 @@ RUN set -eux; \\
         assert "rank 1 of 2" in "\n".join(out)
     finally:
         engine.remove_image(tag, force=True)
+
+
+def test_an_image_spec_nested_too_deep_is_an_image_error(tmp_path):
+    """Image specs go through the one bounded YAML reader: a spec nested 5000 deep was a
+    RecursionError (exit 70); now it is an ImageError naming the file and line."""
+    from containerctl.errors import ImageError
+    p = tmp_path / "deep.yaml"
+    p.write_text("name: deep\nbase:\n  image: x\nblocks: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ImageError, match=r"deep\.yaml:\d+: not valid YAML: nested more than"):
+        images.load_image(p)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from .. import yamlio
 from ..errors import ImageError
 from .where import _display, _line_map, _suggest, template_dirs
 
@@ -104,7 +105,7 @@ def _parse_block(path: Path, _mtime: int) -> BlockDef:
     body = m.group(1)
     end_line = text[:m.end()].count("\n") + 1
     try:
-        head = yaml.safe_load(body) or {}
+        head = yamlio.safe_load(body) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 1

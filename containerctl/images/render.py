@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .. import yamlio
 from ..errors import ImageError
 from .blocks import TOP_TEMPLATE, BlockDef, Option, block_def
 from .spec import BaseSpec, ImageSpec, load_image
@@ -63,7 +64,7 @@ def _parse_cli_value(opt: Option | None, value: Any) -> Any:
     if not isinstance(value, str) or (opt is not None and opt.type == "str"):
         return value
     try:
-        return yaml.safe_load(value) if value.strip() else value
+        return yamlio.safe_load(value) if value.strip() else value
     except yaml.YAMLError:
         return value
 

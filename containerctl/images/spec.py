@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, \
     model_validator
 
+from .. import yamlio
 from ..errors import ImageError
 from .blocks import block_names
 from .where import _display, _dotted, _line_map, _line_of, _suggest, image_dirs
@@ -159,7 +160,7 @@ def _load_spec_file(path: Path) -> ImageSpec:
         raise ImageError(f"cannot read image spec {source}: {exc.strerror}",
                          "check the path") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
