@@ -238,3 +238,10 @@ def test_device_api_mpi_output_becomes_gtest_xml(tmp_path):
         or {c.split(".")[-1] for c in by} == {"intra_put_signal", "barrier"}, by
     failed = [n for n, c in by.items() if c.status == "failed"]
     assert len(failed) == 1 and failed[0].endswith("intra_put_signal"), by
+    # v0.13.0's test_device_api prints "  NAME   PASS|FAIL" (no rank prefix)
+    log.write_text("# FlagCX Device API Test\n  K1 Put                          PASS\n"
+                   "  K5 Signal                       FAIL\n#\n")
+    out = subprocess.run(["bash", "-c", f"t=test_device_api; {awk} {log}"],
+                         capture_output=True, text=True, check=True).stdout
+    cases = {c.name.split(".")[-1]: c.status for c in parse_gtest_xml(out, "x").cases}
+    assert cases == {"K1_Put": "passed", "K5_Signal": "failed"}, cases
