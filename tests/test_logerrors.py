@@ -116,3 +116,13 @@ def test_nccl_mismatch_still_found_when_it_is_the_first_error():
     text = ("nccl_adaptor.cc:132:5: error: 'NCCL_DEV_COMM_REQUIREMENTS_INITIALIZER' was not "
             "declared in this scope\nx.cc:1:10: fatal error: foo.h: No such file or directory\n")
     assert "NCCL 2.28.9" in L.nccl_api_mismatch(text, "2.28.9")
+
+
+def test_real_v0_10_build_on_cuda13_after_the_cccl_path():
+    """H100, CUDA 13.0, NCCL 2.28.9: with <cuda/atomic>'s CCCL path added by the build stage, the
+    first error is the NCCL adaptor's, and that is what is named."""
+    text = (FIX / "h100" / "v0.10.0_build_cuda13_nccl2.28.9.log").read_text()
+    assert "which this CUDA toolkit keeps in /usr/local/cuda/include/cccl" in text
+    assert "cuda/atomic: No such file" not in text
+    fix = L.nccl_api_mismatch(text, "2.28.9")
+    assert fix is not None and "NCCL 2.28.9" in fix and "missing header" not in fix
