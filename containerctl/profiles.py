@@ -303,6 +303,7 @@ class FlagCXOpts(_Strict):
         return v
 
 
+from .flagcx.interface import WORD_RE  # noqa: E402
 from .flagcx.variant_model import Variant  # noqa: E402  (the variant model lives with the FlagCX facts)
 
 
@@ -331,14 +332,14 @@ class PerfOpts(_Strict):
     @classmethod
     def _colls(cls, v):
         for c in v:
-            if not re.match(r"^[a-z][a-z0-9_]*$", c):
+            if not WORD_RE.match(c):
                 raise ValueError(f"collective {c!r}: a FlagCX perf test name such as allreduce")
         return v
 
     @field_validator("dtype", "op")
     @classmethod
     def _word(cls, v):
-        if v is not None and not re.match(r"^[a-z][a-z0-9_]*$", v):
+        if v is not None and not WORD_RE.match(v):
             raise ValueError(f"{v!r}: a FlagCX datatype or op name such as float, sum, all")
         return v
 

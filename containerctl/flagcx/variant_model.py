@@ -7,6 +7,8 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .interface import WORD_RE
+
 
 class VariantNeeds(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +60,6 @@ class Variant(BaseModel):
     @classmethod
     def _words(cls, v):
         for c in v or []:
-            if not re.match(r"^[a-z][a-z0-9_]*$", c):
+            if not WORD_RE.match(c):
                 raise ValueError(f"{c!r}: a FlagCX perf test or unit-test suite name")
         return v

@@ -23,6 +23,7 @@ from ..errors import StageError, UsageError
 from ..logread import LineSplitter, LogFile, ParseBuffer, log_error
 from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
+from ..flagcx.interface import WORD_RE
 from ..flagscale import driver_args as flagscale_driver_args
 from .defs import DEFS_DIR, SHELL_NAME, Opts, applies, load_defs, render
 
@@ -167,7 +168,7 @@ def make_context(profile: Profile, options: dict | None = None,
         if flagcx is not None and flagcx.perf_colls:
             colls = [c for c in DEFAULT_COLLS if c in flagcx.perf_colls] or colls
     for c in colls:
-        if not re.match(r"^[a-z][a-z0-9_]*$", str(c)):
+        if not WORD_RE.match(str(c)):
             raise UsageError(f"collective {c!r} is not a FlagCX perf test name",
                              "use names such as allreduce, allgather, broadcast")
     plan = options.get("device_plan") or {}     # flagcx/variants.device_plan: auto resolved
