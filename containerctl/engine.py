@@ -437,18 +437,12 @@ class Engine:
             not os.environ.get("CONTAINERCTL_ENGINE_SDK") else None
 
     def _lcall(self, fn: Callable, *args, what: str = "", **kwargs):
-        """_call for the local client: the same errors, worded the same way."""
+        """_call for the local client: the same errors, worded the same way (_engine_error)."""
         import http.client
         try:
             return fn(*args, **kwargs)
-        except _EngineAnswer as exc:
-            if exc.status == 404:
-                raise NotFound(f"{what or 'object'} not found: {exc.message}",
-                               "check the name with `containerctl ps`") from None
-            cause, fix = explain_refusal(exc.message)
-            raise EngineError(f"{what}: {cause}" if what else cause, fix) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise self._unreachable(exc) from None
+        except (_EngineAnswer, OSError, http.client.HTTPException) as exc:
+            raise self._engine_error(exc, what) from None
 
     def _calls(self):
         """(client, call): the local client where there is one, else the SDK's."""
@@ -494,15 +488,31 @@ class Engine:
 
         try:
             return fn(*args, **kwargs)
-        except docker.errors.NotFound as exc:
-            raise NotFound(f"{what or 'object'} not found: {exc.explanation or exc}",
-                           "check the name with `containerctl ps`") from None
-        except docker.errors.APIError as exc:
-            cause, fix = explain_refusal(str(exc.explanation or exc))
-            raise EngineError(f"{what}: {cause}" if what else cause, fix) from None
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException,
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError,
                 ConnectionError, FileNotFoundError) as exc:
-            raise self._unreachable(exc) from None
+            raise self._engine_error(exc, what) from None
+
+    def _engine_error(self, exc: Exception, what: str) -> EngineError | NotFound:
+        """The one mapping of a failed engine call, for both transports (_call: the docker SDK,
+        _lcall: the local client): a refusal the engine answered (the SDK's NotFound/APIError,
+        the local client's _EngineAnswer) is NotFound for a 404, else EngineError with
+        explain_refusal's cause and fix; anything else each caller catches means the engine
+        could not be reached (_unreachable)."""
+        import sys
+        errors = sys.modules.get("docker.errors")   # loaded when the SDK made the call
+        if isinstance(exc, _EngineAnswer):
+            missing, message = exc.status == 404, exc.message
+        elif errors is not None and isinstance(exc, errors.NotFound):
+            missing, message = True, exc.explanation or exc
+        elif errors is not None and isinstance(exc, errors.APIError):
+            missing, message = False, str(exc.explanation or exc)
+        else:
+            return self._unreachable(exc)
+        if missing:
+            return NotFound(f"{what or 'object'} not found: {message}",
+                            "check the name with `containerctl ps`")
+        cause, fix = explain_refusal(message)
+        return EngineError(f"{what}: {cause}" if what else cause, fix)
 
     def ping(self) -> bool:
         try:
