@@ -1,6 +1,6 @@
 """`python -m containerctl` (for hosts where the entry point is not installed)."""
 import sys
 
-from .entry import main
+from .cli.entry import main
 
 sys.exit(main())

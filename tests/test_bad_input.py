@@ -507,7 +507,7 @@ CASES += [
          {"p.yaml": "x\n"}, expect="4096"),
 ]
 
-HAS_CLUSTER = importlib.util.find_spec("containerctl.cli_cluster") is not None
+HAS_CLUSTER = importlib.util.find_spec("containerctl.cli.cluster") is not None
 
 
 def _params():
@@ -517,7 +517,7 @@ def _params():
         if c.xfail:
             marks.append(pytest.mark.xfail(strict=True, reason=c.xfail))
         if c.needs == "cluster" and not HAS_CLUSTER:
-            marks.append(pytest.mark.skip(reason="containerctl/cli_cluster.py does not exist"))
+            marks.append(pytest.mark.skip(reason="containerctl/cli/cluster.py does not exist"))
         out.append(pytest.param(c, id=c.id, marks=marks))
     return out
 

@@ -1,5 +1,5 @@
 """The entry point's argument shortcut for a repeated `up` (pure: no engine needed)."""
-from containerctl.entry import _simple_up_args
+from containerctl.cli.entry import _simple_up_args
 
 
 def test_simple_up_args():

@@ -323,7 +323,7 @@ def test_trivial_stage_and_status_need_no_heavy_import(box, tmp_path):
     (tmp_path / "stages" / "00-fpnoop.yaml").write_text(
         "name: fpnoop\nrequires: []\ntimeout: 60\nscript: \"true\"\nparse: null\n")
     prof = _profile(tmp_path, "name: fp\nextends: cpu-selftest\n")
-    code = ("import sys; from containerctl.entry import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from containerctl.cli.entry import main; rc = main(sys.argv[1:]); "
             "print('HEAVY', sorted(m for m in ('pydantic', 'yaml', 'jinja2', 'docker') "
             "if m in sys.modules)); sys.exit(rc)")
     env = dict(os.environ)

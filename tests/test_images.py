@@ -537,13 +537,13 @@ def test_a_present_bootstrap_base_is_reused_without_bootstrapping():
 
 
 # ---------------------------------------------------------------------------------------------
-# CLI (register() on a throwaway app; the lead's cli.py calls the same function)
+# CLI (register() on a throwaway app; containerctl/cli/app.py calls the same function)
 
 def _cli():
     import typer
     from typer.testing import CliRunner
 
-    from containerctl import cli_image
+    from containerctl.cli import image as cli_image
 
     app = typer.Typer()
 

@@ -232,7 +232,7 @@ def test_junit_for_a_pipeline_style_run_with_timeout(home):
 
 @pytest.fixture
 def app():
-    from containerctl import cli_report
+    from containerctl.cli import report as cli_report
 
     a = typer.Typer()
 
@@ -289,7 +289,7 @@ def test_cli_strict_exit_on_failure(app, home, tmp_path):
 
 
 def test_cli_module_imports_nothing_heavy():
-    code = ("import sys, containerctl.cli_report as m, typer; app = typer.Typer(); m.register(app); "
+    code = ("import sys, containerctl.cli.report as m, typer; app = typer.Typer(); m.register(app); "
             "heavy = [x for x in ('rich.console', 'matplotlib', 'numpy', 'containerctl.report', 'containerctl.results.store') "
             "if x in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()

@@ -233,7 +233,7 @@ def test_fmt_elapsed():
 
 
 def test_fast_command_parser():
-    from containerctl.fastcmd import parse
+    from containerctl.cli.fast import parse
     assert parse(["exec-stage", "perf", "--name", "c", "-q", "--coll", "a", "--coll=b", "--set", "x=1", "--timeout", "9"]) == (
         "exec-stage", {"stage": "perf", "name": "c", "quiet": True, "coll": ["a", "b"], "set_": ["x=1"], "timeout": 9})
     assert parse(["status", "--json", "-p", "cpu-selftest"]) == ("status", {"json_out": True, "profile": "cpu-selftest"})
@@ -245,7 +245,7 @@ def test_fast_command_parser():
 
 def test_exec_stage_and_status_paths_load_no_cli_framework_or_rich():
     """The fast path's imports: everything exec-stage -q and status need, and not typer/rich."""
-    code = ("import sys, containerctl.fastcmd, containerctl.cli_stages, containerctl.ui.session, containerctl.ui.plain, "
+    code = ("import sys, containerctl.cli.fast, containerctl.cli.stages, containerctl.ui.session, containerctl.ui.plain, "
             "containerctl.report, containerctl.ui.failure; "
             "print(','.join(m for m in ('typer', 'click', 'rich', 'rich.console', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()

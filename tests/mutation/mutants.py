@@ -354,7 +354,7 @@ MUTANTS: list[dict] = [
          edits=[("    return c.labels.get(L.CONFIG_HASH) == spec.config_hash and \\",
                  "    return True and \\")],
          why="up never recreates a container whose configuration changed"),
-    dict(id="fastpath-config-hash-ignored", file="entry.py", tier="docker",
+    dict(id="fastpath-config-hash-ignored", file="cli/entry.py", tier="docker",
          edits=[(' or \\\n            state[1].get(CONFIG_HASH) != hit["config_hash"]:',
                  ":")],
          why="the no-op fast path answers 'nothing changed' for a container of another config"),

@@ -10,9 +10,9 @@ HOSTS_HELP = "The hosts inventory (YAML; see examples/hosts-*.yaml)."
 
 
 def _load(hosts: str):
-    from .cluster import Cluster
-    from .cluster.inventory import load_inventory
-    from .cli import _console
+    from ..cluster import Cluster
+    from ..cluster.inventory import load_inventory
+    from .app import _console
     err = _console(stderr=True)
     inv = load_inventory(hosts)
     return Cluster(inv, say=lambda m: err.print(m, markup=False, highlight=False),
@@ -23,14 +23,14 @@ def _load(hosts: str):
 
 def _slurm(hosts: str):
     """containerctl.slurm.cli when the inventory says `scheduler: slurm` (else None)."""
-    from .slurm import cli as slurm_cli
+    from ..slurm import cli as slurm_cli
     return slurm_cli if slurm_cli.is_slurm(hosts) else None
 
 
 def _options(coll, begin, end, iters, warmup, timeout, source) -> dict:
     """The perf and timeout options, bounded where they enter (the profile's own rules)."""
-    from .errors import UsageError
-    from .profiles import MAX_ITERS, check_perf_range, check_perf_size, check_timeout
+    from ..errors import UsageError
+    from ..profiles import MAX_ITERS, check_perf_range, check_perf_size, check_timeout
     try:
         if timeout is not None:
             check_timeout(timeout, "--timeout")
@@ -49,15 +49,15 @@ def _options(coll, begin, end, iters, warmup, timeout, source) -> dict:
 
 
 def _echo(quiet: bool):
-    from .cli_stages import _echo_factory
+    from .stages import _echo_factory
     return _echo_factory(quiet)
 
 
 def _print_hetero(run_id: str, rec: dict) -> int:
     """The run as `containerctl report` shows it, then the peak bus bandwidth per collective."""
     from rich.console import Console
-    from .report import load_runs, table_renderables
-    from .results import store
+    from ..report import load_runs, table_renderables
+    from ..results import store
     con = Console(highlight=False)
     for r in table_renderables(load_runs([run_id])):
         con.print(r)
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps([asdict(r) for r in rows], indent=1))
             return
         from rich.table import Table
-        from .cli import _console
+        from .app import _console
         t = Table("host", "container", "status", "address", "profile", "docker", box=None)
         for r in rows:
             t.add_row(r.host, r.container, r.status, r.address, r.profile, r.docker)
@@ -167,8 +167,8 @@ def register(app: typer.Typer) -> None:
                    source: Optional[str] = typer.Option(None, "--source"),
                    quiet: bool = typer.Option(False, "--quiet", "-q")):
         """Run one stage on the cluster (its prerequisites must have passed)."""
-        from .errors import UsageError
-        from .stages.defs import get_def
+        from ..errors import UsageError
+        from ..stages.defs import get_def
         sd = get_def(stage)
         opts = _options(coll, begin, end, iters, warmup, timeout, source)
         if _slurm(hosts):
@@ -209,14 +209,14 @@ def register(app: typer.Typer) -> None:
                                                     "first host's last passed build")):
         """The same job for a batch system: an sbatch script (pyxis --container-image, one
         heterogeneous-job component per host) or a Kubeflow MPIJob manifest."""
-        from .cluster import render_mpijob, render_slurm
-        from .errors import UsageError
+        from ..cluster import render_mpijob, render_slurm
+        from ..errors import UsageError
         if _slurm(hosts):   # the lines the Slurm backend runs (pyxis flags where the site has it)
             if fmt != "slurm":
                 raise UsageError(f"--format {fmt}: {hosts} is a Slurm inventory",
                                  "use --format slurm (or an ssh-mesh inventory for mpijob)")
-            from .slurm.backend import render_lines
-            from .slurm.inventory import load as load_slurm
+            from ..slurm.backend import render_lines
+            from ..slurm.inventory import load as load_slurm
             typer.echo(render_lines(load_slurm(hosts)), nl=False)
             return
         cl = _load(hosts)

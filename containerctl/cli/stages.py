@@ -3,20 +3,20 @@ through containerctl.ui (a live view on a terminal, timestamped plain lines else
 verdict per stage, -v the raw output).
 
 The command bodies (run_cmd, exec_stage_cmd, status_cmd, stages_cmd) take plain arguments and
-return the exit code, so containerctl.fastcmd can call them without the CLI framework; typer is
+return the exit code, so containerctl.cli.fast can call them without the CLI framework; typer is
 imported only by register()."""
 from __future__ import annotations
 
 from typing import List, Optional
 
-from .bounds import MAX_TIMEOUT_S
+from ..bounds import MAX_TIMEOUT_S
 
 
 def _echo_factory(quiet: bool, verbose: bool = False):
     """A bare echo(stage, line) for callers without a view (cluster): protocol lines and bash
     traces stay in the stage log unless verbose."""
     import sys
-    from .ui.filters import is_protocol_line
+    from ..ui.filters import is_protocol_line
     if quiet:
         return lambda stage, line: None
 
@@ -87,8 +87,8 @@ def _interrupted(view) -> int:
 
 
 def _pipe_run(view, pipe, stages, **kw) -> int:
-    from .stages.runner import interrupt_signals
-    from .ui.session import plan
+    from ..stages.runner import interrupt_signals
+    from ..ui.session import plan
     plan(view, pipe, stages)
     try:
         with interrupt_signals(), view:    # SIGTERM/SIGHUP: as Ctrl-C
@@ -110,11 +110,11 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
             source: Optional[str] = None, timeout: Optional[int] = None, quiet: bool = False,
             verbose: bool = False, set_: Optional[List[str]] = None,
             variant: Optional[List[str]] = None) -> int:
-    from . import lifecycle
-    from .engine import get_engine
-    from .stages.defs import get_def
-    from .stages.runner import Pipeline
-    from .ui.session import make_view, pipeline_callbacks
+    from .. import lifecycle
+    from ..engine import get_engine
+    from ..stages.defs import get_def
+    from ..stages.runner import Pipeline
+    from ..ui.session import make_view, pipeline_callbacks
     _guard_streams()
     for n in [from_, until] + list(only or []):
         if n:
@@ -123,11 +123,11 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     # the container's kept settings (its last run's, else its creation's) under the given ones
     p, set_ = lifecycle.run_settings(engine, profile, name, set_, _say)
     if variant:
-        from .flagcx.variants import check_asked
-        from .stages.defs import stage_names
+        from ..flagcx.variants import check_asked
+        from ..stages.defs import stage_names
         check_asked(p, list(only or stage_names()), variant)   # refused before anything is made
     if source:   # a --source tree that cannot be read and copied safely: before any container
-        from .stages.source import check_source_tree
+        from ..stages.source import check_source_tree
         check_source_tree(p, source)
     old = lifecycle.would_recreate(engine, p, name, set_)
     if old is not None:
@@ -154,9 +154,9 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
         stages = pipe.select(from_, until, only)
         # what can refuse the run is asked before its settings are recorded in the container
         pipe.preflight(stages)
-        from .errors import UsageError
-        from .results.store import new_run_id
-        from .stages.locks import busy_holder
+        from ..errors import UsageError
+        from ..results.store import new_run_id
+        from ..stages.locks import busy_holder
         holder = busy_holder(engine, res.name)
         if holder:
             raise UsageError(f"container {res.name} is busy: {holder}",
@@ -171,14 +171,14 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
                    all_colls: bool = False, source: Optional[str] = None,
                    timeout: Optional[int] = None, quiet: bool = False, verbose: bool = False,
                    set_: Optional[List[str]] = None, variant: Optional[List[str]] = None) -> int:
-    from . import lifecycle
-    from .engine import get_engine
+    from .. import lifecycle
+    from ..engine import get_engine
     # the container's last-run settings, read while the rest is imported and loaded
     early = lifecycle.Prefetch(get_engine(), name) if name else None
-    from .stages.defs import get_def
-    from .stages.runner import Pipeline
-    from .ui.session import make_view, pipeline_callbacks
-    from .validated import load_profile    # the same profile; pydantic only when it changed
+    from ..stages.defs import get_def
+    from ..stages.runner import Pipeline
+    from ..ui.session import make_view, pipeline_callbacks
+    from ..validated import load_profile    # the same profile; pydantic only when it changed
     _guard_streams()
     sd = get_def(stage)
     engine = get_engine()
@@ -188,7 +188,7 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
     p, _ = lifecycle.settings_profile(engine, c, profile, set_, load_profile, _say,
                                       prefetch=early)
     if variant:
-        from .flagcx.variants import check_asked
+        from ..flagcx.variants import check_asked
         check_asked(p, [stage], variant)
     view = make_view(quiet, verbose, title=f"containerctl exec-stage {stage} · {target}")
     pipe = Pipeline(engine, p, target, _opts(coll, all_colls, source, timeout, "exec-stage",
@@ -199,12 +199,12 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
 
 def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
                json_out: bool = False) -> int:
-    from . import lifecycle
-    from .engine import get_engine
+    from .. import lifecycle
+    from ..engine import get_engine
     early = lifecycle.Prefetch(get_engine(), name) if name else None   # its kept settings
-    from .stages.defs import stage_names
-    from .stages.runner import load_container_state, load_state
-    from .ui.tables import print_json, print_table
+    from ..stages.defs import stage_names
+    from ..stages.runner import load_container_state, load_state
+    from ..ui.tables import print_json, print_table
     engine = get_engine()
     target = lifecycle.resolve_target(engine, name, profile)
     info = engine.inspect(target)
@@ -227,8 +227,8 @@ def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
 
 
 def stages_cmd(json_out: bool = False) -> int:
-    from .stages.defs import load_defs
-    from .ui.tables import print_json, print_table
+    from ..stages.defs import load_defs
+    from ..ui.tables import print_json, print_table
     defs = load_defs()
     if json_out:
         print_json([{"name": d.name, "requires": list(d.requires), "timeout": d.timeout,

@@ -21,11 +21,11 @@ def register(app: typer.Typer) -> None:
         devices, vendor tool, shm, disk, image, offline bootstrap. Each check passes, warns or
         fails and says the fix. Exit status: 0 when nothing fails, 1 when any check fails,
         2 for bad input (e.g. an unknown profile). Probes start throwaway containers."""
-        from .doctor import run_doctor
-        from .engine import get_engine
+        from ..doctor import run_doctor
+        from ..engine import get_engine
         p = None
         if profile:
-            from .profiles import load_profile
+            from ..profiles import load_profile
             p = load_profile(profile, set_)
         findings = run_doctor(get_engine, p, fresh=True)
         failed = any(f.status == "fail" for f in findings)
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1 if failed else 0)
         from rich.table import Table
         from rich.markup import escape
-        from .cli import _console
+        from .app import _console
         t = Table("check", "status", "detail", "fix", box=None,
                   title=f"containerctl doctor{' --profile ' + p.name if p else ''}")
         for f in findings:

@@ -1,6 +1,6 @@
 """The console entry point. A repeated `up` whose inputs have not changed is answered here,
 before the CLI framework is even imported (that import alone costs more than the whole answer);
-everything else goes to cli.main."""
+everything else goes to cli.app.main."""
 from __future__ import annotations
 
 import sys
@@ -38,13 +38,13 @@ def fast_noop_up(argv: list[str]) -> bool:
         return False
     profile, name, sets = parsed
     if name is not None:
-        from .names import NAME_RE
+        from ..names import NAME_RE
         if not NAME_RE.match(name) or len(name) > 128:
             return False     # the full path says what is wrong with it
     try:
-        from . import upcache
-        from .engine import Engine
-        from .labels import CONFIG_HASH
+        from .. import upcache
+        from ..engine import Engine
+        from ..labels import CONFIG_HASH
         hit = upcache.lookup(profile, name, sets or None)
         if not hit:
             return False
@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if fast_noop_up(args):
         return 0
-    from .fastcmd import fast_command        # plain exec-stage / status: no CLI framework
+    from .fast import fast_command        # plain exec-stage / status: no CLI framework
     rc = fast_command(args)
     if rc is not None:
         return rc
-    from .cli import main as cli_main
+    from .app import main as cli_main
     return cli_main(args)
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import UsageError
+from ..errors import UsageError
 
 MAX_NRANKS = 4096   # as profiles' flagcx.nranks: 100000000 made import take 7 GB
 
@@ -27,7 +27,7 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
 def _write(output: str, text: str) -> None:
     from pathlib import Path
 
-    from .paths import atomic_write
+    from ..paths import atomic_write
 
     p = Path(output).expanduser()
     if p.exists() and not p.is_file():
@@ -49,9 +49,9 @@ def _console():
 def _show_tables(rep, runs, coll) -> None:
     """Tables on stdout: rich on a terminal (light rules, cells folded, never `…`), aligned
     plain columns anywhere else. Two runs also get the comparison with deltas per size."""
-    from .ui.mode import interactive
+    from ..ui.mode import interactive
 
-    from .textsafe import printable    # labels, messages, details: nothing acts on the terminal
+    from ..textsafe import printable    # labels, messages, details: nothing acts on the terminal
 
     if not interactive():
         typer.echo(printable(rep.render_plain(runs, coll)), nl=False)
@@ -70,21 +70,21 @@ def _show_tables(rep, runs, coll) -> None:
 
 
 def _notes(notes: list[str]) -> None:
-    from .textsafe import printable
+    from ..textsafe import printable
     for n in notes:
         typer.echo(printable(f"note: {n}"), err=True)
 
 
 def _strict_exit(runs) -> None:
-    from .report import all_checks
-    from .results.verdict import strict_failures
+    from ..report import all_checks
+    from ..results.verdict import strict_failures
 
     # strict (results/verdict.py): a run passes only when its record says passed, every stage's
     # own checks support its status (no pass without evidence), no check failed, all files read
     bad = [(r["run_id"], why) for r in runs if (why := strict_failures(r, all_checks(r)))]
     if bad:
         for rid, why in bad:
-            from .textsafe import printable
+            from ..textsafe import printable
             typer.echo(printable(f"failed: {rid}: {'; '.join(why)[:400]}"), err=True)
         raise typer.Exit(1)
 
@@ -102,7 +102,7 @@ def report(
     self-contained HTML page with the plot, JSON, or JUnit XML for CI. `latest` (the default)
     is the newest run holding what was asked: perf results for --plot, the collective for
     --coll. Two runs also show busbw per size side by side with the delta."""
-    from . import report as rep
+    from .. import report as rep
 
     fmt = _check_format("json" if json_out else fmt, _FORMATS)
     notes: list[str] = []
@@ -133,19 +133,19 @@ def report(
 
 def results_list(json_out: bool = typer.Option(False, "--json", help="Machine-readable.")):
     """List stored runs, newest first."""
-    from .results import store
+    from ..results import store
 
     runs = store.list_runs()
     if json_out:
         import json
 
-        from .textsafe import json_text
+        from ..textsafe import json_text
         typer.echo(json_text(json.dumps(runs, indent=2, ensure_ascii=False)))
         return
     if not runs:
         typer.echo(f"no runs in {store.results_dir()}", err=True)
         return
-    from .ui.tables import print_table
+    from ..ui.tables import print_table
 
     print_table(["run", "label", "platform", "status", "started", "stages"],
                 [[r["run_id"], str(r.get("label") or r.get("profile") or ""), str(r.get("platform") or ""),
@@ -160,7 +160,7 @@ def results_show(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable (same as --format json)."),
 ):
     """Show one run: stages, perf tables, checks."""
-    from . import report as rep
+    from .. import report as rep
 
     fmt = _check_format("json" if json_out else fmt, ("table", "md", "json"))
     notes: list[str] = []
@@ -181,7 +181,7 @@ def results_compare(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable (same as --format json)."),
 ):
     """busbw per message size of run B against run A, with the ratio B/A and the delta B − A."""
-    from . import report as rep
+    from .. import report as rep
 
     fmt = _check_format("json" if json_out else fmt, ("table", "md", "json"))
     ra, rb = rep.load_runs([a])[0], rep.load_runs([b])[0]
@@ -201,8 +201,8 @@ def results_import(
     kind: str = typer.Option("flagcx-perf", "--kind", help="flagcx-perf | nccl-tests | torch-example | flagscale"),
 ):
     """Import a raw output file as a run (prints the new run id)."""
-    from .logread import parse_limit
-    from .results import store
+    from ..logread import parse_limit
+    from ..results import store
 
     try:
         size = os.stat(os.path.expanduser(file)).st_size
@@ -219,7 +219,7 @@ def results_import(
     npass = sum(c["ok"] is True for c in checks)
     nfail = sum(c["ok"] is False for c in checks)
     st = ", ".join(f"{s}: {r['status']}" for s, r in run["records"].items())
-    from .textsafe import printable
+    from ..textsafe import printable
     typer.echo(printable(f"imported {file} as {run_id} ({st}; checks {npass} pass, {nfail} fail, "
                          f"{len(checks) - npass - nfail} skipped)"), err=True)
     typer.echo(run_id)

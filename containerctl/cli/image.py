@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import UsageError
+from ..errors import UsageError
 
 SET_HELP = ("override an image argument: base_image=REF, base_pkg=dnf, <block>.<option>=VALUE "
             "(e.g. flagcx.ref=v0.12.0, sshd.port=2222); repeatable")

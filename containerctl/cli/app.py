@@ -12,8 +12,8 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import typer  # noqa: E402
 
-from . import __version__
-from .errors import ContainerctlError
+from .. import __version__
+from ..errors import ContainerctlError
 
 app = typer.Typer(
     name="containerctl",
@@ -34,7 +34,7 @@ def _console(stderr: bool = False):
 
 
 def _engine():
-    from .engine import get_engine
+    from ..engine import get_engine
     return get_engine()
 
 
@@ -61,14 +61,14 @@ SetOpt = typer.Option(None, "--set", help="Override a profile key: --set contain
 def profile_list(json_out: bool = typer.Option(False, "--json", help="Machine-readable.")):
     """List the profiles on the search path (./profiles, $CONTAINERCTL_PROFILE_PATH,
     ~/.config/containerctl/profiles, built-ins)."""
-    from .profiles import list_profiles
+    from ..profiles import list_profiles
     rows = list_profiles()
     if json_out:
         import json
         typer.echo(json.dumps([{"name": n, "file": str(f), "platform": p.platform if p else None,
                                 "error": e} for n, f, p, e in rows], indent=1))
         return
-    from .ui.tables import print_table
+    from ..ui.tables import print_table
     print_table(["profile", "platform", "image", "description / problem"],
                 [[n, p.platform if p else "-", p.image if p else "-",
                   (p.description if p else f"invalid: {e}")] for n, f, p, e in rows])
@@ -77,7 +77,7 @@ def profile_list(json_out: bool = typer.Option(False, "--json", help="Machine-re
 @profile_app.command("show")
 def profile_show(name: str, set_: Optional[List[str]] = SetOpt):
     """Print a profile fully resolved (extends, site overlay and --set applied)."""
-    from .profiles import load_profile, profile_yaml
+    from ..profiles import load_profile, profile_yaml
     p = load_profile(name, set_)
     typer.echo(f"# {p.source_file}")
     typer.echo(profile_yaml(p), nl=False)
@@ -86,11 +86,11 @@ def profile_show(name: str, set_: Optional[List[str]] = SetOpt):
 @profile_app.command("validate")
 def profile_validate(files: List[str] = typer.Argument(..., help="Profile files or names.")):
     """Validate profile files; errors name file:line and the key."""
-    from .profiles import validate_file, load_profile
+    from ..profiles import validate_file, load_profile
     from pathlib import Path
     for f in files:
         p = validate_file(f) if Path(f).exists() else load_profile(f, site=False)
-        from .profiles import host_mount_warnings
+        from ..profiles import host_mount_warnings
         for w in host_mount_warnings(p):
             sys.stderr.write(f"warning: {w}\n")
         typer.echo(f"{f}: ok ({p.name}, platform {p.platform})")
@@ -100,14 +100,14 @@ def profile_validate(files: List[str] = typer.Argument(..., help="Profile files 
 def profile_schema():
     """Print the JSON Schema of a profile (for editors)."""
     import json
-    from .profiles import json_schema
+    from ..profiles import json_schema
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @profile_app.command("detect")
 def profile_detect(json_out: bool = typer.Option(False, "--json")):
     """Suggest a profile from the devices and vendor tools present on this host."""
-    from .doctor import detect
+    from ..doctor import detect
     res = detect()
     if json_out:
         import json
@@ -122,7 +122,7 @@ def profile_new(name: str, from_: str = typer.Option(..., "--from", help="Profil
                                                         "(default ~/.config/containerctl/profiles)."),
                 force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
     """Write a starter site profile that extends another."""
-    from .doctor import new_profile
+    from ..doctor import new_profile
     path = new_profile(name, from_, directory, force)
     typer.echo(f"wrote {path}; edit it, then: containerctl up --profile {name}")
 
@@ -139,8 +139,8 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
                                     "line; create nothing."),
        set_: Optional[List[str]] = SetOpt):
     """Create (or converge) the profile's container: same config → no-op, changed → recreate."""
-    from .profiles import load_profile
-    from . import lifecycle
+    from ..profiles import load_profile
+    from .. import lifecycle
     p = load_profile(profile, set_)
     if dry_run:
         engine = None
@@ -153,7 +153,7 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
         if spec.docker_volume_line():
             typer.echo(spec.docker_volume_line())
         typer.echo(spec.docker_run_line())
-        from .runspec import expand_devices
+        from ..runspec import expand_devices
         _, problems = expand_devices(p.container.devices, False)
         for prob in problems:
             sys.stderr.write(f"note: {prob} on this host; `up` would stop here\n")
@@ -218,7 +218,7 @@ def down(name: Optional[str] = typer.Option(None, "--name"),
          volumes: bool = typer.Option(False, "--volumes", help="Also delete the workspace "
                                       "volume (results on the host are always kept).")):
     """Remove the container. The workspace volume and all results are kept unless --volumes."""
-    from . import lifecycle
+    from .. import lifecycle
     engine = _engine()
     if volumes and name is not None:
         target = name      # its container may be gone already; down --volumes still removes
@@ -232,8 +232,8 @@ def down(name: Optional[str] = typer.Option(None, "--name"),
 @app.command()
 def ps(json_out: bool = typer.Option(False, "--json")):
     """List containerctl's containers."""
-    from . import lifecycle
-    from .labels import CONFIG_HASH, PROFILE
+    from .. import lifecycle
+    from ..labels import CONFIG_HASH, PROFILE
     rows = lifecycle.ps(_engine())
     if json_out:
         import json
@@ -242,7 +242,7 @@ def ps(json_out: bool = typer.Option(False, "--json")):
                                 "config_hash": r.labels.get(CONFIG_HASH)}
                                for r in rows], indent=1))
         return
-    from .ui.tables import print_table
+    from ..ui.tables import print_table
     print_table(["name", "profile", "status", "image", "config"],
                 [[r.name, r.labels.get(PROFILE, "?"), r.status, r.image,
                   r.labels.get(CONFIG_HASH, "")] for r in rows])
@@ -254,7 +254,7 @@ def logs(name: Optional[str] = typer.Option(None, "--name"),
          follow: bool = typer.Option(False, "--follow", "-f"),
          tail: str = typer.Option("all", "--tail")):
     """The container's own output (stage logs: `containerctl status`, `results show`)."""
-    from . import lifecycle
+    from .. import lifecycle
     engine = _engine()
     target = lifecycle.resolve_target(engine, name, profile)
     try:
@@ -270,8 +270,8 @@ def exec_(ctx: typer.Context, name: Optional[str] = typer.Option(None, "--name")
           profile: Optional[str] = typer.Option(None, "--profile", "-p"),
           workdir: Optional[str] = typer.Option(None, "--workdir", "-w")):
     """Run a command in the container: containerctl exec -- CMD ARGS. Exit code propagates."""
-    from . import lifecycle
-    from .errors import UsageError
+    from .. import lifecycle
+    from ..errors import UsageError
     cmd = list(ctx.args)
     if not cmd:
         raise UsageError("no command given", "write: containerctl exec -- CMD ARGS")
@@ -293,7 +293,7 @@ def shell(name: Optional[str] = typer.Option(None, "--name"),
     """An interactive shell in the container (uses the docker CLI when present)."""
     import os
     import shutil
-    from . import lifecycle
+    from .. import lifecycle
     engine = _engine()
     target = lifecycle.resolve_target(engine, name, profile)
     lifecycle.require_running(engine, target)
@@ -311,7 +311,7 @@ def shell(name: Optional[str] = typer.Option(None, "--name"),
 def restart(name: Optional[str] = typer.Option(None, "--name"),
             profile: Optional[str] = typer.Option(None, "--profile", "-p")):
     """Restart the container (processes inside are stopped; volumes kept)."""
-    from . import lifecycle
+    from .. import lifecycle
     engine = _engine()
     target = lifecycle.resolve_target(engine, name, profile)
     lifecycle.refuse_busy(engine, target, "restarting it")
@@ -324,11 +324,11 @@ def restart(name: Optional[str] = typer.Option(None, "--name"),
 
 def _register_optional():
     import importlib
-    for mod in ("cli_image", "cli_stages", "cli_report", "cli_doctor", "cli_cluster"):
+    for mod in ("image", "stages", "report", "doctor", "cluster"):
         try:
-            m = importlib.import_module(f"containerctl.{mod}")
+            m = importlib.import_module(f"containerctl.cli.{mod}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"containerctl.{mod}":
+            if exc.name == f"containerctl.cli.{mod}":
                 continue
             raise
         m.register(app)

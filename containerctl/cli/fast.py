@@ -1,7 +1,7 @@
 """`exec-stage` and `status` answered without the CLI framework: typer (and the click it
 vendors) costs ~0.2 s to import and to parse, more than the rest of a trivial stage. The plain
 forms of the two commands are parsed here and handed to the same command bodies the CLI uses
-(cli_stages.exec_stage_cmd / status_cmd); anything else — --help, an option this parser does
+(cli.stages.exec_stage_cmd / status_cmd); anything else — --help, an option this parser does
 not know, a value it doubts — returns None and the full CLI decides (and words any error).
 
 entry.main calls fast_command(argv) after the no-op `up` fast path."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .bounds import MAX_TIMEOUT_S
+from ..bounds import MAX_TIMEOUT_S
 
 _EXEC_VALUES = {"--profile": "profile", "-p": "profile", "--name": "name", "--coll": "coll",
                 "--source": "source", "--timeout": "timeout", "--set": "set_",
@@ -77,9 +77,9 @@ def fast_command(argv: list[str]) -> int | None:
     if parsed is None:
         return None
     cmd, kw = parsed
-    from .errors import ContainerctlError
+    from ..errors import ContainerctlError
     try:
-        from . import cli_stages
+        from . import stages as cli_stages
         if cmd == "exec-stage":
             return cli_stages.exec_stage_cmd(**kw)
         return cli_stages.status_cmd(**kw)
