@@ -13,8 +13,9 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..stages.markers import PROBE_PREFIX
+
 PROBE_SCRIPT = Path(__file__).with_name("probe.sh")
-PROBE_PREFIX = "FLAGCX_PROBE "
 
 # the collectives a perf sweep can name (FlagCX's test_<coll> / perf_<coll> names)
 # how FlagCX names a perf test, a unit-test suite, a datatype or an op: the one pattern every

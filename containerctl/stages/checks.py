@@ -2,11 +2,12 @@
 defs; each returns (metrics dict, list of check dicts {name, ok, detail}, repro extras)."""
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from ..errors import ContainerctlError
 from ..results import parsers as P
+from . import markers as M
+from .markers import split_colls
 
 ParseFn = Callable[[str, dict], tuple[dict, list[dict], dict]]
 _REG: dict[str, ParseFn] = {}
@@ -25,17 +26,13 @@ def run_parser(name: str | None, text: str, ctx: dict) -> tuple[dict, list[dict]
     return _REG[name](text, ctx)
 
 
-_KV = re.compile(r"(\w+)=(\S+)")
-
-
 @parser("deps")
 def parse_deps(text: str, ctx: dict):
     deps: dict[str, dict] = {}
     checks = []
     for line in text.splitlines():
-        if line.startswith("DEP "):
-            _, name, rest = line.split(" ", 2) if line.count(" ") >= 2 else (line, line[4:], "")
-            kv = dict(_KV.findall(rest))
+        if M.is_dep_line(line):
+            name, kv = M.split_dep(line)
             deps[name] = kv
             st = kv.get("status")
             if st == "missing":
@@ -52,27 +49,12 @@ def parse_deps(text: str, ctx: dict):
 
 @parser("build")
 def parse_build(text: str, ctx: dict):
-    m = re.search(r"^FLAGCX_COMMIT=(\S+)", text, re.M)
-    commit = m.group(1) if m else "unknown"
+    commit = M.first_value("commit", text) or "unknown"
     ok = "libflagcx.so" in text and "was not produced" not in text
     return ({"flagcx_commit": commit},
             [{"name": "libflagcx.so built", "ok": ok,
               "detail": "build/lib/libflagcx.so present" if ok else "not produced"}],
             {"flagcx_commit": commit})
-
-
-_MARK = re.compile(r"^=== containerctl coll=(\w+)(?: nranks=(\d+))?(?: missing=(\S+))? ===$", re.M)
-_END = re.compile(r"^=== containerctl end coll=(\w+) rc=(\d+) ===$", re.M)
-
-
-def split_colls(text: str) -> dict[str, str]:
-    """Per-collective slices of a perf stage's output (between containerctl's markers)."""
-    out: dict[str, str] = {}
-    marks = list(_MARK.finditer(text))
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        out[m.group(1)] = text[m.end():end]
-    return out
 
 
 @parser("perf")
@@ -84,10 +66,10 @@ def parse_perf(text: str, ctx: dict):
     checks: list[dict] = []
     fxi = ctx.get("flagcx")
     evidence = fxi.buffer_evidence(ctx.get("print_buffer", True)) if fxi is not None else "unknown"
-    ends = {m.group(1): int(m.group(2)) for m in _END.finditer(text)}
-    missing = {m.group(1): m.group(3) for m in _MARK.finditer(text) if m.group(3)}
+    ends = M.coll_ends(text)
+    missing = M.coll_missing(text)
     for coll, chunk in split_colls(text).items():
-        chunk = _END.sub("", chunk)
+        chunk = M.strip_coll_ends(chunk)
         chunk = judged_text(chunk)
         rc = ends.get(coll)
         if coll in missing:
@@ -155,16 +137,11 @@ def max_busbw(ctx: dict) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
 
 
-_RANK_LINE = re.compile(r"^CCTL_RANK(\d+)\| ?(.*)$", re.M)
-
-
 def judged_text(chunk: str) -> str:
     """What one collective's run is judged on: every rank's own output file, rank after rank
     (the stage dumps them tagged `CCTL_RANK<r>| `), so ranks' lines can never interleave;
     the live stream (rank 0's copy) only when no rank files were dumped."""
-    ranks: dict[int, list[str]] = {}
-    for m in _RANK_LINE.finditer(chunk):
-        ranks.setdefault(int(m.group(1)), []).append(m.group(2))
+    ranks = M.rank_lines(chunk)
     if not ranks:
         return chunk
     return "\n".join("\n".join(ranks[r]) for r in sorted(ranks)) + "\n"
@@ -183,10 +160,9 @@ def parse_torch(text: str, ctx: dict):
         checks = [c.to_dict() for c in P.check_torch_example(parsed, nranks=int(ctx.get("nranks") or 0) or None)]
     except TypeError:  # older signature
         checks = [c.to_dict() for c in P.check_torch_example(parsed, int(ctx["nranks"]) if ctx.get("nranks") else None)]
-    m = re.search(r"^TORCH_VERSION=(\S+)", text, re.M)
     metrics = {"torch_example": P.as_dicts([parsed])[0] if hasattr(parsed, "__dataclass_fields__")
                else {}}
-    return metrics, checks, {"torch": m.group(1) if m else None}
+    return metrics, checks, {"torch": M.first_value("torch", text)}
 
 
 @parser("train")
@@ -195,16 +171,13 @@ def parse_train(text: str, ctx: dict):
     return judge(text, ctx)
 
 
-_UT_MARK = re.compile(r"^=== containerctl (ut-\w+|unittest)(.*?) ===$", re.M)
-
-
 @parser("unittest")
 def parse_unittest(text: str, ctx: dict):
     """FlagCX's gtest suites: per-binary results from their XML (or console output when a
     binary died before writing it), components that did not build, known failures."""
     known = list(ctx.get("known_failures") or [])
     known_build = set(ctx.get("known_build_failures") or [])
-    if re.search(r"^=== containerctl unittest none ===$", text, re.M):
+    if M.UT_NONE_RE.search(text):
         return ({"unittest": {"binaries": {}, "layout": "none"}},
                 [{"name": "unit tests", "ok": None,
                   "detail": "this checkout has no test/unittest: nothing to run"}], {})
@@ -212,10 +185,10 @@ def parse_unittest(text: str, ctx: dict):
     checks: list[dict] = []
     binaries: dict[str, dict] = {}
     missing: list[tuple[str, str]] = []
-    marks = list(_UT_MARK.finditer(text))
+    marks = list(M.UT_MARK_RE.finditer(text))
     cur = None
     for i, m in enumerate(marks):
-        kind, kv = m.group(1), dict(_KV.findall(m.group(2)))
+        kind, kv = m.group(1), M.kv(m.group(2))
         body = text[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)]
         if kind == "ut-missing":
             missing.append((kv.get("comp", "?"), kv.get("want", "?")))
@@ -225,8 +198,7 @@ def parse_unittest(text: str, ctx: dict):
         elif kind == "ut-end" and kv.get("bin") in binaries:
             binaries[kv["bin"]]["rc"] = int(kv.get("rc", "1"))
         elif kind == "ut-xml" and kv.get("bin") in binaries:
-            xml = "\n".join(ln[len("CCTL_XML| "):] if ln.startswith("CCTL_XML| ") else ln
-                            for ln in body.splitlines())
+            xml = M.untag_xml(body)
             binaries[kv["bin"]]["xml"].append(xml.strip())
     for comp, want in missing:
         name = f"unittest {comp} build"

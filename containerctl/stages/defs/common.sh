@@ -7,6 +7,30 @@ source_env() {
 }
 # a list value: one element per line → a bash array (`lines_to ARR "$CCTL_X"`)
 lines_to() { local -n _arr=$1; _arr=(); [ -n "$2" ] && mapfile -t _arr <<< "$2"; return 0; }
+# the lines containerctl reads (containerctl/stages/markers.py names each kind; a stage script
+# never spells one itself): `cctl_mark KIND ARG…` prints one marker line, `cctl_tag KIND [RANK]`
+# the tag put before every line of a dumped file (rank: a rank's output, xml: a gtest XML)
+cctl_mark() {
+  local k=$1; shift
+  case $k in
+    begin) printf '=== containerctl %s ===\n' "$*" ;;
+    end|unittest|ut-build|ut-skip|ut-run|ut-end|ut-xml|ut-xml-end|ut-missing)
+      printf '=== containerctl %s ===\n' "$k${*:+ $*}" ;;
+    dep) printf 'DEP %s\n' "$*" ;;
+    commit) printf 'FLAGCX_COMMIT=%s\n' "$*" ;;
+    nccl) printf 'NCCL_VERSION=%s\n' "$*" ;;
+    torch) printf 'TORCH_VERSION=%s\n' "$*" ;;
+    mpich|bin|stdbuf|rankout|hostenv) printf 'CCTL_%s %s\n' "${k^^}" "$*" ;;
+    *) echo "cctl_mark: unknown marker kind '$k'" >&2; return 2 ;;
+  esac
+}
+cctl_tag() {
+  case $1 in
+    rank) printf 'CCTL_RANK%s| ' "$2" ;;
+    xml) printf 'CCTL_XML| ' ;;
+    *) echo "cctl_tag: unknown tag kind '$1'" >&2; return 2 ;;
+  esac
+}
 # make's path variables from the profile and from deps
 path_vars() {
   pvars=()
@@ -42,7 +66,8 @@ mpi_launcher() {
 }
 # rank_output DIR: the wrapper `$CCTL_DIR/rankout.sh DIR CMD…` gives every MPI rank a file of its
 # own (rank 0 also streams), so ranks' lines can never interleave in what is judged;
-# dump_ranks DIR prints those files back, each line tagged `CCTL_RANK<r>| `.
+# dump_ranks DIR prints those files back, each line tagged `cctl_tag rank <r>` (it needs cctl_tag
+# where it is shipped: `declare -f dump_ranks cctl_tag`).
 rank_output() {
   cat > "$CCTL_DIR/rankout.sh" <<'RANKOUT'
 #!/usr/bin/env bash
@@ -59,7 +84,7 @@ dump_ranks() {
   local f r
   for f in $(ls "$1"/rank.*.out 2>/dev/null | sort -t. -k2 -n); do
     r=${f##*/rank.}; r=${r%.out}
-    sed "s/^/CCTL_RANK$r| /" "$f"
+    sed "s/^/$(cctl_tag rank "$r")/" "$f"
   done
   return 0
 }
