@@ -30,7 +30,8 @@ MAX_ENTRIES = 50
 ENV_KEYS = ("CONTAINERCTL_PROFILE_PATH", "CONTAINERCTL_SITE", "XDG_CONFIG_HOME", "HOME")
 _PKG = Path(__file__).resolve().parent
 # the code whose behaviour a remembered result stands for
-_CODE = ("profiles.py", "yamlio.py", "names.py", "paths.py", "errors.py", "validated.py",
+_CODE = ("profiles/__init__.py", "profiles/model.py", "profiles/loader.py", "yamlio.py",
+         "names.py", "paths.py", "errors.py", "validated.py",
          "results/references.py", "stages/defs.py", "stages/stagedef.py")
 
 
