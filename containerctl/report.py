@@ -20,6 +20,7 @@ from .textsafe import json_text, printable, xml_safe
 from .results import store
 from .results.parsers import normalize_coll
 from .results.references import human_size, primary_sweep, short_size
+from .tabular import columns, fmt_bw, fmt_num
 
 FORMATS = ("table", "md", "html", "json", "junit")
 from .results.model import BAD_STATUSES as FAILED  # noqa: E402
@@ -105,19 +106,6 @@ def all_checks(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(stage, c) for stage, rec in (run.get("records") or {}).items() for c in rec.get("checks") or []]
 
 
-def _num(v: Any, fmt: str) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    return format(v, fmt)
-
-
-def _bw(v: Any) -> str:
-    """Bandwidth: 2 decimals (the runbook's 144.18), 4 significant digits below 1 GB/s."""
-    if isinstance(v, (int, float)) and math.isfinite(v) and 0 < abs(v) < 1:
-        return f"{v:.4f}"
-    return _num(v, ".2f")
-
-
 def _verdict(ok: Any) -> str:
     return {True: "PASS", False: "FAIL", None: "SKIP"}.get(ok, "SKIP")
 
@@ -157,7 +145,7 @@ def table_renderables(runs: list[dict[str, Any]], coll: str | None = None) -> li
             for stage, rec in recs.items():
                 st = rec.get("status") or "?"
                 t.add_row(stage, Text(st, style="green" if st == "passed" else ("red" if st in FAILED else "yellow")),
-                          _num(rec.get("duration_s"), ".1f"), "—" if rec.get("exit_code") is None else str(rec["exit_code"]),
+                          fmt_num(rec.get("duration_s"), ".1f"), "—" if rec.get("exit_code") is None else str(rec["exit_code"]),
                           rec.get("message") or "")
             out.append(t)
         for s in perf_series(run, coll, all_sweeps=True):
@@ -167,8 +155,8 @@ def table_renderables(runs: list[dict[str, Any]], coll: str | None = None) -> li
             t.add_column("algbw (GB/s)", justify="right")
             t.add_column("busbw (GB/s)", justify="right")
             for r in s["rows"]:
-                t.add_row(human_size(r["size"]), _num(r.get("time_s"), ".6f"), _bw(r.get("algbw")),
-                          _bw(r.get("busbw")))
+                t.add_row(human_size(r["size"]), fmt_num(r.get("time_s"), ".6f"), fmt_bw(r.get("algbw")),
+                          fmt_bw(r.get("busbw")))
             out.append(t)
         checks = all_checks(run)
         if checks:
@@ -227,8 +215,8 @@ def run_sections(run: dict[str, Any], coll: str | None = None, *, stages: bool =
     for srs in perf_series(run, coll, all_sweeps=True):
         out.append({"title": _series_title(run, srs),
                     "headers": ["size", "time (s)", "algbw (GB/s)", "busbw (GB/s)"], "align": "rrrr",
-                    "rows": [[human_size(r["size"]), _num(r.get("time_s"), ".6f"), _bw(r.get("algbw")),
-                              _bw(r.get("busbw"))] for r in srs["rows"]]})
+                    "rows": [[human_size(r["size"]), fmt_num(r.get("time_s"), ".6f"), fmt_bw(r.get("algbw")),
+                              fmt_bw(r.get("busbw"))] for r in srs["rows"]]})
     cks = all_checks(run)
     if checks and cks:
         out.append({"title": "checks", "headers": ["stage", "check", "result", "detail"], "align": "llll",
@@ -251,7 +239,7 @@ def variant_rows(recs: dict[str, Any]) -> list[list[str]]:
         what = " ".join([f"{k}={x}" for k, x in (v.get("env") or {}).items()] +
                         [str(a) for a in v.get("extra_args") or []]) or "-"
         rows.append([str(v.get("of") or st), str(v.get("name") or st), rec.get("status") or "?",
-                     str(v.get("nranks") or "-"), what, _bw(max(peak)) if peak else "-",
+                     str(v.get("nranks") or "-"), what, fmt_bw(max(peak)) if peak else "-",
                      str((rec.get("metrics") or {}).get("communicator") or "-"),
                      str(v.get("ci") or "")])
     return rows
@@ -275,24 +263,22 @@ def compare_sections(runs: list[dict[str, Any]], coll: str | None = None) -> lis
         cmp = compare(a, b, c)
         out.append({"title": f"{c} busbw: B = {cmp['b']['label']} ({b['run_id']}) vs "
                              f"A = {cmp['a']['label']} ({a['run_id']}); geometric mean B/A "
-                             f"{_num(cmp['geomean_ratio'], '.3f')}",
+                             f"{fmt_num(cmp['geomean_ratio'], '.3f')}",
                     "headers": ["size", "A busbw (GB/s)", "B busbw (GB/s)", "delta (GB/s)", "B/A"],
                     "align": "rrrrr",
-                    "rows": [[human_size(r["size"]), _bw(r["busbw_a"]), _bw(r["busbw_b"]),
-                              _delta(r.get("delta")), _num(r["ratio"], ".3f")] for r in cmp["rows"]]})
+                    "rows": [[human_size(r["size"]), fmt_bw(r["busbw_a"]), fmt_bw(r["busbw_b"]),
+                              _delta(r.get("delta")), fmt_num(r["ratio"], ".3f")] for r in cmp["rows"]]})
     return out
 
 
 def _delta(v: Any) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
-    return ("+" if v > 0 else "") + _bw(v)
+    return ("+" if v > 0 else "") + fmt_bw(v)
 
 
 def render_plain(runs: list[dict[str, Any]], coll: str | None = None, *, extra: list[dict[str, Any]] | None = None) -> str:
     """Aligned columns, like `docker ps`: no boxes, no colour, nothing cut to fit a width."""
-    from .ui.tables import columns
-
     lines: list[str] = []
     for run in runs:
         lines += [run_heading(run), ""]
@@ -344,7 +330,7 @@ def render_markdown(runs: list[dict[str, Any]], coll: str | None = None) -> str:
         if recs:
             lines += ["| stage | status | duration (s) | exit | message |", "| --- | --- | ---: | ---: | --- |"]
             for stage, rec in recs.items():
-                lines.append(f"| {stage} | {rec.get('status')} | {_num(rec.get('duration_s'), '.1f')} | "
+                lines.append(f"| {stage} | {rec.get('status')} | {fmt_num(rec.get('duration_s'), '.1f')} | "
                              f"{'—' if rec.get('exit_code') is None else rec['exit_code']} | {_md_cell(rec.get('message') or '')} |")
             lines.append("")
             vrows = variant_rows(recs)
@@ -357,8 +343,8 @@ def render_markdown(runs: list[dict[str, Any]], coll: str | None = None) -> str:
             lines += [f"### {_md_cell(_series_title(run, s))}", "",
                       "| size | time (s) | algbw (GB/s) | busbw (GB/s) |", "| ---: | ---: | ---: | ---: |"]
             for r in s["rows"]:
-                lines.append(f"| {human_size(r['size'])} | {_num(r.get('time_s'), '.6f')} | {_bw(r.get('algbw'))} | "
-                             f"{_bw(r.get('busbw'))} |")
+                lines.append(f"| {human_size(r['size'])} | {fmt_num(r.get('time_s'), '.6f')} | {fmt_bw(r.get('algbw'))} | "
+                             f"{fmt_bw(r.get('busbw'))} |")
             lines.append("")
         checks = all_checks(run)
         if checks:
@@ -625,7 +611,7 @@ def render_html(runs: list[dict[str, Any]], coll: str | None = None, *, plot: bo
             for stage, rec in recs.items():
                 st = rec.get("status")
                 parts.append(f"<tr><td>{_h(stage)}</td><td class=\"{_cls(True if st == 'passed' else (False if st in FAILED else None))}\">"
-                             f"{_h(st)}</td><td class=n>{_num(rec.get('duration_s'), '.1f')}</td>"
+                             f"{_h(st)}</td><td class=n>{fmt_num(rec.get('duration_s'), '.1f')}</td>"
                              f"<td class=n>{'—' if rec.get('exit_code') is None else _h(rec['exit_code'])}</td>"
                              f"<td>{_h(rec.get('message'))}</td><td>{_h(rec.get('log'))}</td></tr>")
             parts.append("</table>")
@@ -635,8 +621,8 @@ def render_html(runs: list[dict[str, Any]], coll: str | None = None, *, plot: bo
             parts.append(f"<h3>{_h(_series_title(run, s))}</h3><table><tr><th>size</th><th>time (s)</th>"
                          "<th>algbw (GB/s)</th><th>busbw (GB/s)</th></tr>")
             for r in s["rows"]:
-                parts.append(f"<tr><td class=n>{_h(human_size(r['size']))}</td><td class=n>{_num(r.get('time_s'), '.6f')}</td>"
-                             f"<td class=n>{_bw(r.get('algbw'))}</td><td class=n>{_bw(r.get('busbw'))}</td></tr>")
+                parts.append(f"<tr><td class=n>{_h(human_size(r['size']))}</td><td class=n>{fmt_num(r.get('time_s'), '.6f')}</td>"
+                             f"<td class=n>{fmt_bw(r.get('algbw'))}</td><td class=n>{fmt_bw(r.get('busbw'))}</td></tr>")
             parts.append("</table>")
         checks = all_checks(run)
         if checks:
@@ -695,16 +681,14 @@ def render_compare(cmp: dict[str, Any], fmt: str = "table", width: int = 140) ->
                  f"A = `{a['run_id']}`, B = `{b['run_id']}`", "",
                  "| size | A busbw (GB/s) | B busbw (GB/s) | B/A | delta (GB/s) |", "| ---: | ---: | ---: | ---: | ---: |"]
         for r in cmp["rows"]:
-            lines.append(f"| {human_size(r['size'])} | {_bw(r['busbw_a'])} | {_bw(r['busbw_b'])} | {_num(r['ratio'], '.3f')} | {_delta(r.get('delta'))} |")
-        lines += ["", f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}"]
+            lines.append(f"| {human_size(r['size'])} | {fmt_bw(r['busbw_a'])} | {fmt_bw(r['busbw_b'])} | {fmt_num(r['ratio'], '.3f')} | {_delta(r.get('delta'))} |")
+        lines += ["", f"geometric mean B/A: {fmt_num(cmp['geomean_ratio'], '.3f')}"]
         return printable("\n".join(lines) + "\n")
-    from .ui.tables import columns
-
     lines = [f"{cmp['coll']} busbw  A = {a['label']} ({a['run_id']})  B = {b['label']} ({b['run_id']})"]
     lines += columns(["size", "A busbw (GB/s)", "B busbw (GB/s)", "B/A", "delta (GB/s)"],
-                     [[human_size(r["size"]), _bw(r["busbw_a"]), _bw(r["busbw_b"]), _num(r["ratio"], ".3f"),
+                     [[human_size(r["size"]), fmt_bw(r["busbw_a"]), fmt_bw(r["busbw_b"]), fmt_num(r["ratio"], ".3f"),
                        _delta(r.get("delta"))] for r in cmp["rows"]], "rrrrr")
-    lines.append(f"geometric mean B/A: {_num(cmp['geomean_ratio'], '.3f')}")
+    lines.append(f"geometric mean B/A: {fmt_num(cmp['geomean_ratio'], '.3f')}")
     return printable("\n".join(lines) + "\n")
 
 

@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..logread import read_bounded
+from ..results.logerrors import summarize_failure
 from ..textsafe import one_line, printable
-from .filters import is_shown
+from .filters import is_protocol_line, is_shown
 
 _ERR_RE = re.compile(
     r"(\berror\b|\bERROR\b|Error:|fatal|FATAL|No such file|not found|cannot |Cannot |"
@@ -32,15 +34,10 @@ def _fallback(text: str, log_path: str, tail: int = 8) -> str:
 
 def summarize(text: str, log_path: str) -> str:
     try:
-        from ..results.logerrors import summarize_failure
-    except ImportError:
-        return _fallback(text, log_path)
-    try:
         out = summarize_failure(text, log_path)
     except Exception:     # a helper's bug must not hide the failure itself
         return _fallback(text, log_path)
     # protocol lines and traces stay in the log, here too
-    from .filters import is_protocol_line
     return "\n".join(ln for ln in out.splitlines() if not is_protocol_line(ln.strip()))
 
 
@@ -53,7 +50,6 @@ def failure_blocks(run: dict[str, Any]) -> list[tuple[str, list[str]]]:
             continue
         log = base / (rec.get("log") or f"logs/{stage}.log")
         try:
-            from ..logread import read_bounded
             text, _ = read_bounded(log)       # head and tail of a huge log, never all of it
         except OSError:
             text = ""

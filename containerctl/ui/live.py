@@ -9,6 +9,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.padding import Padding
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ..report import load_runs, rich_table, run_sections
+from ..results import store
+from ..sizes import human_size
+from ..tabular import fmt_bw
+from ..textsafe import printable
+from .failure import failure_blocks
 from .model import RunModel, StageState
 from .plain import View, fmt_elapsed
 
@@ -26,14 +40,12 @@ def _icon(st: StageState, now: float) -> tuple[str, str]:
 
 class LiveView(View):
     def __init__(self, model: RunModel, title: str = "", console=None):
-        from rich.console import Console
         super().__init__(model)
         self.console = console or Console(highlight=False)
         self.title = title
         self.live = None
 
     def __enter__(self):
-        from rich.live import Live
         if self.live is not None:      # already showing (run: up, then the stages)
             return self
         self.live = Live(console=self.console, refresh_per_second=8, transient=True,
@@ -47,7 +59,6 @@ class LiveView(View):
             self.live = None
 
     def note(self, text: str) -> None:
-        from ..textsafe import printable
         text = printable(text)
         if self.live is not None:
             self.live.console.print(text, markup=False, highlight=False)
@@ -60,8 +71,6 @@ class LiveView(View):
 
     # ------------------------------------------------------------------ rendering
     def stage_grid(self, now: float, final: bool = False):
-        from rich.table import Table
-        from rich.text import Text
         m = self.model
         rows = []
         if m.up.state != "pending" and not final:
@@ -93,8 +102,6 @@ class LiveView(View):
         return g
 
     def render(self):
-        from rich.console import Group
-        from rich.text import Text
         m = self.model
         now = time.monotonic()
         h = self.console.size.height
@@ -116,7 +123,6 @@ class LiveView(View):
         return Group(*parts)
 
     def detail(self, st: StageState, room: int) -> list[Any]:
-        from rich.text import Text
         if st.name == "perf" or (self.model.colls and st.name != "deps"):
             return self.perf_detail(room)
         if st.name == "deps" and self.model.deps:
@@ -125,8 +131,6 @@ class LiveView(View):
                 for ln in list(st.tail)[-min(room, 6):]]
 
     def deps_detail(self, room: int) -> list[Any]:
-        from rich.table import Table
-        from rich.text import Text
         t = Table.grid(padding=(0, 2))
         t.add_column(no_wrap=True)
         t.add_column(no_wrap=True)
@@ -137,12 +141,6 @@ class LiveView(View):
         return [t]
 
     def perf_detail(self, room: int) -> list[Any]:
-        from rich import box
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-        from rich.text import Text
-        from ..report import _bw
-        from ..results.references import human_size
         m = self.model
         out: list[Any] = []
         colls = list(m.colls.values())
@@ -158,7 +156,7 @@ class LiveView(View):
             line = Text(f"  {'✓' if ok else '✗'} ", style="green" if ok else "red")
             line.append(f"{c.name}  {len(c.rows)} sizes")
             if peak:
-                line.append(f"  peak busbw {_bw(peak.busbw)} GB/s at {human_size(peak.size)}", style="dim")
+                line.append(f"  peak busbw {fmt_bw(peak.busbw)} GB/s at {human_size(peak.size)}", style="dim")
             if c.rc not in (0, None):
                 line.append(f"  exit code {c.rc}", style="red")
             out.append(line)
@@ -179,8 +177,7 @@ class LiveView(View):
             fit = max(1, room - len(out) - 3)
             rows = cur.rows[-fit:]
             for r in rows:
-                t.add_row(human_size(r.size), f"{r.time_s:.6f}", _bw(r.algbw), _bw(r.busbw))
-            from rich.padding import Padding
+                t.add_row(human_size(r.size), f"{r.time_s:.6f}", fmt_bw(r.algbw), fmt_bw(r.busbw))
             out.append(Padding(t, (0, 0, 0, 2)))
         if todo:
             out.append(Text(f"  next: {' '.join(todo)}", style="dim"))
@@ -188,10 +185,6 @@ class LiveView(View):
 
     # ------------------------------------------------------------------ the end
     def summary(self, run_id: str, outcomes: list[Any]) -> None:
-        from rich.text import Text
-        from ..report import load_runs, rich_table, run_sections
-        from ..results import store
-        from .failure import failure_blocks
         con = self.console
         con.print(Text(self.title, style="bold"))
         con.print(self.stage_grid(time.monotonic(), final=True))

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..results.parsers import PerfRow  # noqa: F401  (one row type for parser and view)
+from ..results.parsers import PERF_LINE_RE, PerfRow, strip_prefix  # PerfRow: one row type for parser and view
+from ..results.references import parse_size
 from . import filters
 from ..textsafe import printable
 
@@ -75,7 +76,6 @@ def _record(run_dir: Path | None, stage: str) -> dict:
 
 def expected_sizes(begin: Any, end: Any, factor: Any) -> list[int]:
     """The sizes a FlagCX perf test sweeps for -b/-e/-f (K/M/G are 1024-based)."""
-    from ..results.references import parse_size
     try:
         b, e, f = parse_size(begin), parse_size(end), int(factor)
     except Exception:
@@ -282,7 +282,6 @@ class RunModel:
             self.listener("coll-end", stage, coll=coll, rc=c.rc, rows=len(c.rows))
 
     def _perf_line(self, stage: str, line: str) -> bool:
-        from ..results.parsers import PERF_LINE_RE, strip_prefix
         s = strip_prefix(line)
         h = re.search(r"#\s*datatype:\s*([^,\s]+)\s*,\s*op:\s*(\S+)", s)
         if h:

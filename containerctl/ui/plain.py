@@ -9,6 +9,11 @@ import sys
 import time
 from typing import Any
 
+from ..results import store
+from ..sizes import human_size
+from ..tabular import columns, fmt_bw
+from ..textsafe import SafeStream, printable
+from .failure import failure_blocks
 from .model import RunModel
 
 STATUS_WORD = {"passed": "passed", "failed": "FAILED", "timeout": "TIMED OUT",
@@ -37,7 +42,6 @@ class View:
     up_status), fed into a RunModel; subclasses decide what reaches the screen."""
 
     def __init__(self, model: RunModel, out=None):
-        from ..textsafe import SafeStream
         self.model = model
         # everything a view prints passes printable(): no stage, profile or label text can
         # act on the terminal or a CI log viewer (the stage log on disk stays raw)
@@ -87,9 +91,8 @@ class View:
         return exit_code(outcomes)
 
     def summary(self, run_id: str, outcomes: list[Any]) -> None:
+        # start-up: report (and html, base64) is ~3 ms that an exec-stage -q never uses
         from ..report import load_runs, render_plain
-        from ..results import store
-        from .failure import failure_blocks
         run = load_runs([run_id])[0]
         self.out.write("\n" + render_plain([run]))
         for title, lines in failure_blocks(run):
@@ -147,10 +150,8 @@ class PlainView(View):
                                                d.get("sweep") or "") if x)
                 self._say(stage, title)
                 self._say(stage, f"{'size':>9}  {'time (s)':>10}  {'algbw (GB/s)':>12}  {'busbw (GB/s)':>12}  progress")
-            from ..report import _bw
-            from ..results.references import human_size
-            self._say(stage, f"{human_size(r.size):>9}  {r.time_s:>10.6f}  {_bw(r.algbw):>12}  "
-                             f"{_bw(r.busbw):>12}  {d['index']}/{d['total']}")
+            self._say(stage, f"{human_size(r.size):>9}  {r.time_s:>10.6f}  {fmt_bw(r.algbw):>12}  "
+                             f"{fmt_bw(r.busbw):>12}  {d['index']}/{d['total']}")
 
 
 class QuietView(View):
@@ -159,12 +160,9 @@ class QuietView(View):
 
     def on_model(self, kind: str, stage: str, **d: Any) -> None:
         if kind == "note":
-            from ..textsafe import printable
             sys.stderr.write(printable(d["text"].rstrip()) + "\n")
 
     def summary(self, run_id: str, outcomes: list[Any]) -> None:
-        from ..results import store
-        from .tables import columns
         rows = []
         for oc in outcomes:
             rec = oc.record or {}
@@ -175,8 +173,7 @@ class QuietView(View):
         blocks: list = []
         if any(oc.status in ("failed", "timeout", "interrupted") for oc in outcomes):
             # only a failed stage has a block (failure_blocks): a passed run is not read back
-            from ..report import load_runs
-            from .failure import failure_blocks
+            from ..report import load_runs   # start-up: as in View.summary
             try:
                 run = load_runs([run_id])[0]
             except Exception:

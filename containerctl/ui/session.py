@@ -18,17 +18,17 @@ from typing import Any
 
 from .model import RunModel, expected_sizes
 from .mode import interactive
+from .plain import PlainView, QuietView, VerboseView
 
 
 def make_view(quiet: bool = False, verbose: bool = False, title: str = "", out=None):
-    from .plain import PlainView, QuietView, VerboseView
     model = RunModel()
     if quiet:
         return QuietView(model, out)
     if verbose:
         return VerboseView(model, out)
     if interactive(out or sys.stdout):
-        from .live import LiveView
+        from .live import LiveView     # start-up: rich (~30 ms), only for a terminal
         return LiveView(model, title=title)
     return PlainView(model, out)
 
