@@ -404,7 +404,7 @@ def test_local_flagcx_source_is_exported_at_the_ref_and_hashed(tmp_path, fake_fl
         assert (ctx / "flagcx" / "Makefile").read_text().endswith(
             "one\n" if ref == first else "two\n")
         assert not (ctx / "flagcx" / ".git").exists()
-        digests.setdefault(ref, set()).add(images._digest_dir(ctx, "sha256:base"))
+        digests.setdefault(ref, set()).add(images.digest_dir(ctx, "sha256:base"))
     assert len(digests[first]) == 1, "same inputs, same hash"
     assert digests[first] != digests[second]
     text = images.render(spec, {"flagcx.ref": first})
@@ -414,8 +414,8 @@ def test_local_flagcx_source_is_exported_at_the_ref_and_hashed(tmp_path, fake_fl
 def test_hash_covers_the_base_image_id(tmp_path):
     p = images.plan("nvidia-cuda")
     images.materialize(p, tmp_path / "ctx")
-    assert images._digest_dir(tmp_path / "ctx", "sha256:a") != \
-        images._digest_dir(tmp_path / "ctx", "sha256:b")
+    assert images.digest_dir(tmp_path / "ctx", "sha256:a") != \
+        images.digest_dir(tmp_path / "ctx", "sha256:b")
 
 
 def test_missing_submodule_checkout_is_explained(tmp_path, fake_flagcx):

@@ -29,11 +29,13 @@ from __future__ import annotations
 from ..labels import BASE as BASE_LABEL, HASH as HASH_LABEL, IMAGE as IMAGE_LABEL
 from .blocks import TOP_TEMPLATE, BlockDef, Option, block_def, block_names
 from .bootstrap import BOOTSTRAP_RECIPE, OnLine, bootstrap_key, ensure_base
-from .build import REPO_PREFIX, _digest_dir, built_tags, current_tag, ensure_image, image_tag, \
+from .build import REPO_PREFIX, built_tags, current_tag, digest_dir, ensure_image, image_tag, \
     materialize
 from .render import ContextItem, Plan, PlannedBlock, override_keys, plan, render
 from .spec import BaseSpec, BlockSpec, Bootstrap, ImageSpec, list_images, load_image
-from .where import _suggest, image_dirs, template_dirs
+from .where import image_dirs, suggest, template_dirs
+
+_suggest = suggest   # the old name, for cli/image.py until it calls images.suggest (issue 22)
 
 __all__ = [
     "BASE_LABEL", "HASH_LABEL", "IMAGE_LABEL",   # the labels an image and a base carry (labels.py)
@@ -42,5 +44,5 @@ __all__ = [
     "block_def", "block_names", "bootstrap_key", "built_tags", "current_tag", "ensure_base",
     "ensure_image", "image_dirs", "image_tag", "list_images", "load_image", "materialize",
     "override_keys", "plan", "render", "template_dirs",
-    "_digest_dir", "_suggest",   # used by tests/test_images.py and cli_image.py
+    "digest_dir", "suggest",   # used by tests/test_images.py and cli/image.py
 ]

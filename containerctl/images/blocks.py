@@ -13,7 +13,7 @@ import yaml
 
 from .. import yamlio
 from ..errors import ImageError
-from .where import _display, _line_map, _suggest, template_dirs
+from .where import display_name, line_map, suggest, template_dirs
 
 TOP_TEMPLATE = "image.Dockerfile.j2"
 _HEADER_RE = re.compile(r"\A\{#---\n(.*?)\n---#\}", re.S)
@@ -69,7 +69,7 @@ class BlockDef:
 
     @property
     def source(self) -> str:
-        return _display(self.path)
+        return display_name(self.path)
 
     def where(self, option: str | None = None) -> str:
         if option and option in self.options:
@@ -96,7 +96,7 @@ def block_def(name: str) -> BlockDef:
 
 @lru_cache(maxsize=64)
 def _parse_block(path: Path, _mtime: int) -> BlockDef:
-    source = _display(path)
+    source = display_name(path)
     text = path.read_text(encoding="utf-8")
     m = _HEADER_RE.match(text)
     if not m:
@@ -111,12 +111,12 @@ def _parse_block(path: Path, _mtime: int) -> BlockDef:
         line = mark.line + 2 if mark else 1
         raise ImageError(f"{source}:{line}: the header is not valid YAML: "
                          f"{getattr(exc, 'problem', exc)}", "fix the header") from None
-    lines = {k: v + 1 for k, v in _line_map(body).items()}  # body starts on file line 2
+    lines = {k: v + 1 for k, v in line_map(body).items()}  # body starts on file line 2
     unknown = set(head) - {"doc", "options", "aliases"}
     if unknown:
         k = sorted(unknown)[0]
         raise ImageError(f"{source}:{lines.get((k,), 1)}: header key '{k}' is not known",
-                         _suggest(k, ["doc", "options", "aliases"]))
+                         suggest(k, ["doc", "options", "aliases"]))
     options: dict[str, Option] = {}
     for oname, decl in (head.get("options") or {}).items():
         line = lines.get(("options", oname), 1)
@@ -129,7 +129,7 @@ def _parse_block(path: Path, _mtime: int) -> BlockDef:
         if bad:
             k = sorted(bad)[0]
             raise ImageError(f"{source}:{line}: option '{oname}': unknown declaration key '{k}'",
-                             _suggest(k, ["default", "type", "choices", "required", "doc"]))
+                             suggest(k, ["default", "type", "choices", "required", "doc"]))
         default = decl.get("default")
         otype = decl.get("type")
         if otype is None:
@@ -141,7 +141,7 @@ def _parse_block(path: Path, _mtime: int) -> BlockDef:
                                  "(its default does not say)", "type: str|int|bool|list|dict|any")
         if otype not in (*_TYPES, "any"):
             raise ImageError(f"{source}:{line}: option '{oname}': unknown type '{otype}'",
-                             _suggest(otype, [*_TYPES, "any"]))
+                             suggest(otype, [*_TYPES, "any"]))
         options[oname] = Option(name=oname, default=default, type=otype,
                                 choices=decl.get("choices"), required=bool(decl.get("required")),
                                 doc=str(decl.get("doc", "")), line=line)

@@ -32,7 +32,7 @@ OnLine = Callable[[str], None]
 # offline bases
 
 @contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
+def build_lock(name: str) -> Iterator[None]:
     """A host-wide lock (one build of an image or base at a time, across processes)."""
     d = Path(tempfile.gettempdir()) / f"containerctl-locks-{os.getuid()}"
     d.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def ensure_base(engine, base: BaseSpec, on_line: OnLine | None = None) -> str | 
         return engine.image_id(base.ref)
     key = bootstrap_key(base.bootstrap)
     tag = base.ref
-    with _lock(f"base-{tag}"):
+    with build_lock(f"base-{tag}"):
         iid = engine.image_id(tag)
         if iid:
             labels = (engine.image_inspect(tag).get("Config") or {}).get("Labels") or {}

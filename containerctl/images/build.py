@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ImageError
 from ..labels import HASH as HASH_LABEL, IMAGE as IMAGE_LABEL
-from .bootstrap import OnLine, _lock, ensure_base
+from .bootstrap import OnLine, build_lock, ensure_base
 from .render import Plan, plan
 from .spec import ImageSpec
 
@@ -93,7 +93,7 @@ def materialize(p: Plan, ctx: Path) -> None:
             _copy_tree(item.src, dest)
 
 
-def _digest_dir(ctx: Path, base_id: str) -> str:
+def digest_dir(ctx: Path, base_id: str) -> str:
     h = hashlib.sha256()
     h.update(f"base\0{base_id}\0".encode())
     for root, dirs, files in os.walk(ctx):
@@ -129,7 +129,7 @@ def _tag_for(name: str, digest: str) -> str:
 def _digest(p: Plan, base_id: str) -> str:
     with tempfile.TemporaryDirectory(prefix="containerctl-ctx-") as tmp:
         materialize(p, Path(tmp))
-        return _digest_dir(Path(tmp), base_id)
+        return digest_dir(Path(tmp), base_id)
 
 
 def image_tag(spec: ImageSpec | str, overrides: dict | None, engine) -> str:
@@ -161,12 +161,12 @@ def ensure_image(engine, name: ImageSpec | str, overrides: dict | None = None,
     say = on_line or (lambda _line: None)
     p = plan(name, overrides)
     spec = p.spec
-    with _lock(f"image-{spec.name}"):
+    with build_lock(f"image-{spec.name}"):
         base_id = ensure_base(engine, p.base, say)
         with tempfile.TemporaryDirectory(prefix="containerctl-build-") as tmp:
             ctx = Path(tmp)
             materialize(p, ctx)
-            digest = _digest_dir(ctx, base_id or f"ref:{p.base_ref}")
+            digest = digest_dir(ctx, base_id or f"ref:{p.base_ref}")
             tag = _tag_for(spec.name, digest)
             if base_id and not (force or nocache) and engine.image_exists(tag):
                 say(f"image {tag} is up to date")

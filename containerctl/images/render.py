@@ -20,7 +20,7 @@ from .. import yamlio
 from ..errors import ImageError
 from .blocks import TOP_TEMPLATE, BlockDef, Option, block_def
 from .spec import BaseSpec, ImageSpec, load_image
-from .where import _display, _suggest, template_dirs
+from .where import display_name, suggest, template_dirs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def _split_override(spec: ImageSpec, key: str) -> tuple[str, str]:
             if key.startswith(target + "_") and len(key) > len(target) + 1:
                 return target, key[len(target) + 1:]
     raise ImageError(f"image {spec.name}: unknown image argument '{key}'",
-                     _suggest(key, override_keys(spec)))
+                     suggest(key, override_keys(spec)))
 
 
 def plan(spec: ImageSpec | str, overrides: dict | None = None) -> Plan:
@@ -110,7 +110,7 @@ def plan(spec: ImageSpec | str, overrides: dict | None = None) -> Plan:
                 base = base.model_copy(update={"pkg": value})
             else:
                 raise ImageError(f"image {spec.name}: unknown image argument '{key}'",
-                                 _suggest(f"base.{opt}", ["base.image", "base.pkg"]))
+                                 suggest(f"base.{opt}", ["base.image", "base.pkg"]))
         else:
             per_block[target][opt] = value
 
@@ -128,7 +128,7 @@ def plan(spec: ImageSpec | str, overrides: dict | None = None) -> Plan:
             if opt is None:
                 raise ImageError(f"{where}: block '{b.use}' has no option '{name}' (its options "
                                  f"are declared at {d.where()})",
-                                 _suggest(name, list(d.options) + list(d.aliases)))
+                                 suggest(name, list(d.options) + list(d.aliases)))
             if from_override:
                 value = _parse_cli_value(opt, value)
             try:
@@ -215,11 +215,11 @@ def _template_error(exc: BaseException, plan_: Plan, block: PlannedBlock | None)
 
     where = None
     if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
-        where = f"{_display(Path(exc.filename))}:{exc.lineno}"
+        where = f"{display_name(Path(exc.filename))}:{exc.lineno}"
     else:
         for fs in reversed(traceback.extract_tb(exc.__traceback__)):
             if fs.filename.endswith(".j2"):
-                where = f"{_display(Path(fs.filename))}:{fs.lineno}"
+                where = f"{display_name(Path(fs.filename))}:{fs.lineno}"
                 break
     if where is None:
         where = block.definition.source if block else TOP_TEMPLATE
@@ -254,7 +254,7 @@ def _render_plan(p: Plan) -> str:
         except (jinja2.TemplateError, _TemplateFail, TypeError, AttributeError, KeyError,
                 ValueError) as exc:
             raise _template_error(exc, p, b) from None
-        rendered.append({"id": b.id, "use": b.use, "template": _display(b.definition.path),
+        rendered.append({"id": b.id, "use": b.use, "template": display_name(b.definition.path),
                          "text": text.strip("\n")})
     try:
         top = env.get_template(TOP_TEMPLATE)

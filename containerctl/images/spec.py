@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 from .. import yamlio
 from ..errors import ImageError
 from .blocks import block_names
-from .where import _display, _dotted, _line_map, _line_of, _suggest, image_dirs
+from .where import display_name, dotted, image_dirs, line_map, line_of, suggest
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -107,10 +107,10 @@ class ImageSpec(_Strict):
 
     @property
     def source(self) -> str:
-        return _display(self._path) if self._path else f"<{self.name}>"
+        return display_name(self._path) if self._path else f"<{self.name}>"
 
     def line(self, *loc) -> int | None:
-        return _line_of(self._lines, loc)
+        return line_of(self._lines, loc)
 
     def where(self, *loc) -> str:
         line = self.line(*loc)
@@ -136,24 +136,24 @@ def _fields_at(loc: tuple) -> list[str]:
 def _spec_error(exc: ValidationError, source: str, lines: dict) -> ImageError:
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
-    line = _line_of(lines, loc)
+    line = line_of(lines, loc)
     where = f"{source}:{line}" if line else source
     kind = err["type"]
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     hint = "see the built-in images in images/ for the expected shape"
     if kind == "extra_forbidden":
         msg = f"unknown key '{loc[-1]}'"
-        hint = _suggest(loc[-1], _fields_at(loc[:-1])) or hint
+        hint = suggest(loc[-1], _fields_at(loc[:-1])) or hint
     elif kind == "missing":
         msg = f"missing required key '{loc[-1]}'"
     elif kind == "literal_error":
         hint = msg
         msg = f"bad value {err.get('input')!r}"
-    return ImageError(f"{where}: {_dotted(loc)}: {msg}", hint)
+    return ImageError(f"{where}: {dotted(loc)}: {msg}", hint)
 
 
 def _load_spec_file(path: Path) -> ImageSpec:
-    source = _display(path)
+    source = display_name(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -169,7 +169,7 @@ def _load_spec_file(path: Path) -> ImageSpec:
     if not isinstance(data, dict):
         raise ImageError(f"{source}: an image spec is a mapping (name, base, blocks)",
                          "see images/cpu-selftest.yaml")
-    lines = _line_map(text)
+    lines = line_map(text)
     try:
         spec = ImageSpec.model_validate(data)
     except ValidationError as exc:
@@ -214,7 +214,7 @@ def load_image(name_or_path: str | os.PathLike | ImageSpec) -> ImageSpec:
                 return spec
     known = sorted({f.stem for d in image_dirs() if d.is_dir() for f in d.glob("*.y*ml")})
     raise ImageError(f"unknown image '{text}'",
-                     (_suggest(text, known) or "no image specs found") +
+                     (suggest(text, known) or "no image specs found") +
                      "; `containerctl image list` shows them")
 
 
@@ -225,7 +225,7 @@ def _check_blocks(spec: ImageSpec) -> None:
     for i, b in enumerate(spec.blocks):
         if b.use not in known:
             raise ImageError(f"{spec.where('blocks', i, 'use')}: blocks[{i}].use: no block "
-                             f"'{b.use}' in Dockerfile.templates/", _suggest(b.use, known))
+                             f"'{b.use}' in Dockerfile.templates/", suggest(b.use, known))
         if not _NAME_RE.match(b.key):
             raise ImageError(f"{spec.where('blocks', i, 'id')}: blocks[{i}].id: '{b.key}' is not "
                              "a valid id", "lower-case letters, digits, '.', '_' and '-'")

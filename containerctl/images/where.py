@@ -24,7 +24,7 @@ def template_dirs() -> list[Path]:
     return [paths.config_dir() / "Dockerfile.templates", paths.data_dir("Dockerfile.templates")]
 
 
-def _display(path: Path) -> str:
+def display_name(path: Path) -> str:
     """A file's name as errors and rendered Dockerfiles show it: `images/x.yaml` for built-ins."""
     path = Path(path)
     for kind in ("images", "Dockerfile.templates"):
@@ -39,7 +39,7 @@ def _display(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 # YAML with line numbers
 
-def _line_map(text: str) -> dict[tuple, int]:
+def line_map(text: str) -> dict[tuple, int]:
     """Map each key path (('blocks', 2, 'version')) of a YAML document to its 1-based line."""
     out: dict[tuple, int] = {}
     try:
@@ -63,21 +63,21 @@ def _line_map(text: str) -> dict[tuple, int]:
     return out
 
 
-def _line_of(lines: dict[tuple, int], loc: tuple) -> int | None:
+def line_of(lines: dict[tuple, int], loc: tuple) -> int | None:
     loc = tuple(loc)
     while loc and loc not in lines:
         loc = loc[:-1]
     return lines.get(loc)
 
 
-def _dotted(loc: tuple) -> str:
+def dotted(loc: tuple) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _suggest(word: str, choices) -> str:
+def suggest(word: str, choices) -> str:
     choices = sorted({str(c) for c in choices})
     near = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
     if near:
