@@ -11,6 +11,7 @@ from containerctl.errors import ProfileError, UsageError
 from containerctl.flagcx import FlagCXInterface
 from containerctl.results import parsers as P
 from containerctl.results import references as R
+from containerctl.results.model import Status
 from containerctl.stages import checks as C
 
 SIZE = ("Comm size: {n} bytes; Elapsed time: 0.000010 sec; Algo bandwidth: 1.000000 GB/s; "
@@ -265,9 +266,9 @@ def test_every_bad_stage_gets_a_failure_screen_and_a_pass_none(tmp_path, monkeyp
     from containerctl.ui.failure import failure_blocks
     rid = store.start_run("p", stages=["perf", "deps"])["run_id"]
     store.log_path(rid, "perf").write_text("mpirun noticed that process rank 1 exited on signal 9 (Killed).\n")
-    store.write_stage(rid, store.stage_record(rid, "perf", status=status, started=store.now_iso(), exit_code=137,
+    store.write_stage(rid, store.stage_record(rid, "perf", status=Status(status), started=store.now_iso(), exit_code=137,
                                               message=f"perf {status}", log="logs/perf.log"))
-    store.write_stage(rid, store.stage_record(rid, "deps", status="passed", started=store.now_iso(), exit_code=0,
+    store.write_stage(rid, store.stage_record(rid, "deps", status=Status.PASSED, started=store.now_iso(), exit_code=0,
                                               message="1 checks passed"))
     (title, lines), = failure_blocks(store.load_run(rid))
     assert title.startswith(f"perf {status}") and any("signal 9" in ln for ln in lines)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from containerctl import report as rep
 from containerctl.errors import NotFound, UsageError
 from containerctl.results import store
+from containerctl.results.model import Status
 
 FIX = Path(__file__).parent / "fixtures"
 RB = FIX / "runbook"
@@ -211,9 +212,9 @@ def test_compare_ratio(three):
 def test_junit_for_a_pipeline_style_run_with_timeout(home):
     meta = store.start_run("nvidia-a800", platform="nvidia", container="c", stages=["build", "perf"])
     rid = meta["run_id"]
-    store.write_stage(rid, store.stage_record(rid, "build", status="passed", started="2026-01-01T00:00:00+00:00",
+    store.write_stage(rid, store.stage_record(rid, "build", status=Status.PASSED, started="2026-01-01T00:00:00+00:00",
                                               finished="2026-01-01T00:01:00+00:00", exit_code=0))
-    store.write_stage(rid, store.stage_record(rid, "perf", status="timeout", started="2026-01-01T00:01:00+00:00",
+    store.write_stage(rid, store.stage_record(rid, "perf", status=Status.TIMEOUT, started="2026-01-01T00:01:00+00:00",
                                               finished="2026-01-01T00:31:00+00:00", exit_code=None,
                                               message="killed after 1800 s \x1b[31mred\x1b[0m"))
     store.finish_run(rid)
@@ -310,7 +311,7 @@ def test_plain_tables_are_aligned_columns_without_boxes(three):
 
 def test_report_latest_is_the_newest_run_holding_what_was_asked(three, home):
     newer = store.start_run("cpu-selftest", stages=["deps"])["run_id"]  # no perf in it
-    store.write_stage(newer, store.stage_record(newer, "deps", status="passed", started=store.now_iso(), exit_code=0))
+    store.write_stage(newer, store.stage_record(newer, "deps", status=Status.PASSED, started=store.now_iso(), exit_code=0))
     assert rep.load_runs()[0]["run_id"] == newer                     # plain latest: the newest
     notes: list[str] = []
     picked = rep.load_runs(None, need_perf=True, notes=notes)

@@ -12,6 +12,7 @@ import pytest
 from containerctl.errors import ContainerctlError, NotFound, UsageError
 from containerctl.results import references as R
 from containerctl.results import store
+from containerctl.results.model import Status
 
 FIX = Path(__file__).parent / "fixtures"
 RB = FIX / "runbook"
@@ -25,7 +26,7 @@ def home(tmp_path, monkeypatch):
     return h
 
 
-def _record(run_id: str, stage: str, status: str = "passed", **kw):
+def _record(run_id: str, stage: str, status: Status = Status.PASSED, **kw):
     t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     base = dict(status=status, started=t0, finished=t0 + timedelta(seconds=12.5), exit_code=0, message="ok",
                 profile="nvidia-a800", platform="nvidia", container="c1",
@@ -56,7 +57,7 @@ def test_stage_roundtrip_and_layout(home):
     rid = meta["run_id"]
     store.write_stage(rid, _record(rid, "build", metrics={}))
     store.write_stage(rid, _record(rid, "perf"))
-    store.write_stage(rid, _record(rid, "torch", status="failed", exit_code=1, message="boom"))
+    store.write_stage(rid, _record(rid, "torch", status=Status.FAILED, exit_code=1, message="boom"))
     d = store.run_dir(rid)
     assert sorted(p.name for p in d.iterdir()) == ["build.json", "perf.json", "run.json", "torch.json"]
     assert not list(d.glob(".*"))  # no temp files left behind by the atomic writes
@@ -110,8 +111,10 @@ def test_nan_values_are_stored_as_null(home):
 
 
 def test_stage_record_helper_refuses_bad_status(home):
-    with pytest.raises(UsageError, match="status"):
+    with pytest.raises(TypeError, match="Status"):
         store.stage_record("r", "perf", status="green", started=datetime.now())
+    with pytest.raises(UsageError, match="status 'error' is not one of"):   # a run's status
+        store.stage_record("r", "perf", status=Status.ERROR, started=datetime.now())
 
 
 def test_write_stage_without_run_json_creates_it(home):

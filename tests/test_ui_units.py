@@ -15,6 +15,7 @@ import pytest
 from containerctl.ui import filters, tables
 from containerctl.ui.model import RunModel, expected_sizes
 from containerctl.ui.plain import PlainView, QuietView, fmt_elapsed
+from containerctl.results.model import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -191,7 +192,7 @@ def test_quiet_summary_is_one_verdict_per_stage(tmp_path, monkeypatch):
     log = store.log_path(rid, "perf")
     log.write_text("Compiling x\nmake: *** [Makefile:9: perf_x] Error 1\nlast words\n")
     for st, status, msg in (("deps", "passed", "6 checks passed"), ("perf", "failed", "exit code 2: last words")):
-        store.write_stage(rid, store.stage_record(rid, st, status=status, started=store.now_iso(), exit_code=0 if status == "passed" else 2,
+        store.write_stage(rid, store.stage_record(rid, st, status=Status(status), started=store.now_iso(), exit_code=0 if status == "passed" else 2,
                                                   message=msg, log=f"logs/{st}.log"))
     outcomes = [SimpleNamespace(name="deps", status="passed", message="6 checks passed", record={"duration_s": 1.0}),
                 SimpleNamespace(name="perf", status="failed", message="exit code 2: last words", record={"duration_s": 2.0})]
@@ -215,7 +216,7 @@ def test_plain_summary_shows_a_failure_in_one_screen(tmp_path, monkeypatch):
     body = ["Compiling a.c"] * 40 + ["src/a.c:3:10: fatal error: nccl.h: No such file or directory", "compilation terminated.",
                                      "make: *** [Makefile:12: build/obj/a.o] Error 1", "=== containerctl end coll=x rc=2 ==="]
     store.log_path(rid, "build").write_text("\n".join(body) + "\n")
-    store.write_stage(rid, store.stage_record(rid, "build", status="failed", started=store.now_iso(), exit_code=2,
+    store.write_stage(rid, store.stage_record(rid, "build", status=Status.FAILED, started=store.now_iso(), exit_code=2,
                                               message="exit code 2: make: *** Error 1", log="logs/build.log"))
     run = store.load_run(rid)
     (title, lines), = failure_blocks(run)
@@ -234,9 +235,12 @@ def test_fmt_elapsed():
 
 def test_fast_command_parser():
     from containerctl.cli.fast import parse
+    from containerctl.cli.options import EXEC_STAGE, STATUS, defaults
     assert parse(["exec-stage", "perf", "--name", "c", "-q", "--coll", "a", "--coll=b", "--set", "x=1", "--timeout", "9"]) == (
-        "exec-stage", {"stage": "perf", "name": "c", "quiet": True, "coll": ["a", "b"], "set_": ["x=1"], "timeout": 9})
-    assert parse(["status", "--json", "-p", "cpu-selftest"]) == ("status", {"json_out": True, "profile": "cpu-selftest"})
+        "exec-stage", dict(defaults(EXEC_STAGE), stage="perf", name="c", quiet=True, coll=["a", "b"], set_=["x=1"],
+                           timeout=9))
+    assert parse(["status", "--json", "-p", "cpu-selftest"]) == ("status", {"json_out": True, "profile": "cpu-selftest",
+                                                                          "name": None})
     for argv in (["exec-stage", "--help"], ["exec-stage"], ["exec-stage", "a", "b"], ["exec-stage", "perf", "--timeout", "0"],
                  ["exec-stage", "perf", "--timeout", "x"], ["exec-stage", "perf", "--bogus"], ["status", "--name"],
                  ["status", "extra"], ["run"], [], ["exec-stage", "perf", "--name", "a", "--name", "b"]):

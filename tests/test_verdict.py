@@ -15,6 +15,7 @@ from containerctl.results import parsers as P
 from containerctl.results import references as R
 from containerctl.results import store
 from containerctl.results import verdict as V
+from containerctl.results.model import Status
 from containerctl.stages import checks as C
 
 FIX = Path(__file__).parent / "fixtures" / "h200"
@@ -297,11 +298,11 @@ def test_strict_refuses_a_stored_pass_without_evidence():
 
 def test_finish_run_derives_from_the_records_evidence():
     rid = store.start_run("p", stages=["unittest"])["run_id"]
-    store.write_stage(rid, store.stage_record(rid, "unittest", status="passed", exit_code=0, started=store.now_iso(),
+    store.write_stage(rid, store.stage_record(rid, "unittest", status=Status.PASSED, exit_code=0, started=store.now_iso(),
                                               checks=[P.Check("unittest x", None, "ran 0 tests")]))
     assert store.finish_run(rid)["status"] == "failed"
     rid = store.start_run("p", stages=["perf"])["run_id"]
-    store.write_stage(rid, store.stage_record(rid, "perf", status="passed", exit_code=0, started=store.now_iso(),
+    store.write_stage(rid, store.stage_record(rid, "perf", status=Status.PASSED, exit_code=0, started=store.now_iso(),
                                               checks=[P.Check("perf x", True, "")]))
     assert store.finish_run(rid)["status"] == "passed"
 

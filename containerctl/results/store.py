@@ -7,6 +7,12 @@
 Every write goes through `paths.atomic_write`, so a reader (a report running while the pipeline
 writes) never sees half a file. The pipeline and `results import` build records through the same
 helpers (`analyze_perf`, `analyze_torch`, `analyze_train`, `stage_record`, `write_stage`).
+
+Every record is built here: `stage_record` and `run_record` are the only constructors, and they
+take a `model.Status` (never a bare string: a typo or a run status on a stage is a TypeError at
+the call, not a record that reads wrong later). The statuses themselves are decided in
+results/verdict.py. `crash_status` is the one guard that turns Ctrl-C / an exception into the
+run's `interrupted` / `error` and still writes the run's record on the way out.
 """
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from .. import paths
 from ..errors import ContainerctlError, NotFound, UsageError
@@ -25,7 +32,7 @@ from .parsers import Check
 
 RUN_SCHEMA = "containerctl.run/1"
 STAGE_SCHEMA = "containerctl.stage/1"
-from .model import RUN_STATUSES, STAGE_STATUSES  # noqa: E402  (the one status model)
+from .model import RUN_STATUSES, STAGE_STATUSES, Status  # noqa: E402  (the one status model)
 IMPORT_KINDS = {"flagcx-perf": "perf", "nccl-tests": "perf", "torch-example": "torch", "flagscale": "train"}
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -100,16 +107,27 @@ def json_safe(obj: Any) -> Any:
 
 
 def _checks(checks: Iterable[Check | dict[str, Any]] | None) -> list[dict[str, Any]]:
-    out = []
-    for c in checks or []:
-        out.append(c.to_dict() if isinstance(c, Check) else {"name": str(c.get("name", "")), "ok": c.get("ok"), "detail": str(c.get("detail", "") or "")})
-    return out
+    """Checks as stored: a Check as its dict; a dict as given, every key kept (a stage's own
+    checks carry `evidence` and `compared`; validate_stage says what is wrong with a bad one)."""
+    return [c.to_dict() if isinstance(c, Check) else dict(c) for c in checks or []]
 
 
-def status_from_checks(checks: Iterable[Check | dict[str, Any]], exit_code: int | None = 0) -> str:
+def status_from_checks(checks: Iterable[Check | dict[str, Any]], exit_code: int | None = 0) -> Status:
     """The stage status its checks support (results/verdict.py: no pass without evidence)."""
     from .verdict import stage_status
-    return stage_status(_checks(checks), exit_code)
+    return Status(stage_status(_checks(checks), exit_code))
+
+
+def _status(status: Any, allowed: tuple[str, ...], what: str) -> Status:
+    """The status a record constructor was given, refused unless it is a `Status` member that a
+    record of this kind can hold (a bare string is refused even when it spells one)."""
+    if not isinstance(status, Status):
+        raise TypeError(f"a {what} record takes a results.model.Status, not {status!r} "
+                        f"({type(status).__name__}); decide it with results/verdict.py")
+    if status.value not in allowed:
+        raise UsageError(f"status {status.value!r} is not one of {', '.join(allowed)} "
+                         f"(a {what} record)")
+    return status
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,6 +244,79 @@ def _read_meta(d: Path) -> dict[str, Any] | None:
     return meta
 
 
+def run_record(run_id: str, *, status: Status, profile: str | None, platform: str | None,
+               container: str | None, started: str | None, stages: Iterable[str],
+               finished: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A run's metadata (run.json), to hand to `write_run` now and `end_run` at its end. The
+    dict is the caller's to add fields to while the run goes on (extra fields keep their
+    order after the standard ones)."""
+    return {"schema": RUN_SCHEMA, "run_id": run_id, "profile": profile, "platform": platform,
+            "container": container, "started": started, "finished": finished,
+            "status": _status(status, RUN_STATUSES, "run"), "stages": list(stages), **extra}
+
+
+def end_run(meta: dict[str, Any], status: Status, finished: str, **changes: Any) -> dict[str, Any]:
+    """The closing write of a run whose metadata the caller holds: its final status (a Status,
+    as results/verdict.run_status decided it), when it finished and any other changed fields.
+    `meta` is updated in place and written."""
+    meta.update(finished=finished, status=_status(status, RUN_STATUSES, "run"), **changes)
+    return write_run(meta)
+
+
+class Crash:
+    """What ended a guarded run early: `status` Status.INTERRUPTED (Ctrl-C, SIGTERM/SIGHUP as
+    the CLI maps them) or Status.ERROR (any other exception), None when it ended by itself;
+    `error` the exception's one-line message."""
+    __slots__ = ("status", "error")
+
+    def __init__(self) -> None:
+        self.status: Status | None = None
+        self.error: str | None = None
+
+
+@contextmanager
+def crash_status(finish: Callable[[Crash], None]) -> Iterator[Crash]:
+    """The one guard around a run's body (the pipeline, the cluster's hetero stage, a Slurm
+    run): however the body ends, `finish(crash)` runs — that is where the caller writes the
+    run's record, with verdict.run_status(…, crash.status) — and the exception goes on."""
+    crash = Crash()
+    try:
+        yield crash
+    except KeyboardInterrupt:
+        crash.status = Status.INTERRUPTED
+        raise
+    except BaseException as exc:
+        crash.status = Status.ERROR
+        crash.error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        finish(crash)
+
+
+def mark_interrupted(run_path: str | os.PathLike, run_id: Any, why: str) -> tuple[str | None, str | None]:
+    """Rewrite the run.json in `run_path` — a run directory of any home, as a run marker in a
+    container names it — to `interrupted` (with `why` as its error) when it is run `run_id`'s
+    and still says running. Returns (its path, or None when it is not there, not that run's or
+    not writable; the status it had)."""
+    f = Path(run_path) / "run.json"
+    try:
+        meta = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(meta, dict) or meta.get("run_id") != run_id:
+        return None, None
+    if meta.get("status") != Status.RUNNING:
+        return str(f), meta.get("status")
+    meta["status"] = Status.INTERRUPTED
+    meta["finished"] = meta.get("finished") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta["error"] = why
+    try:
+        paths.atomic_write(f, _dump(json_safe(meta)))
+    except OSError:
+        return None, Status.RUNNING.value
+    return str(f), Status.RUNNING.value
+
+
 def update_run(run_id: str, **changes: Any) -> dict[str, Any]:
     meta = _read_meta(run_dir(run_id)) or {"run_id": run_dir(run_id).name}
     meta.update(changes)
@@ -236,20 +327,20 @@ def start_run(profile: str, *, platform: str | None = None, container: str | Non
               stages: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     """New run id + run.json with status "running"; returns the metadata (meta["run_id"])."""
     rid = new_run_id(profile)
-    return write_run({"run_id": rid, "profile": profile, "platform": platform, "container": container,
-                      "started": now_iso(), "status": "running", "stages": list(stages or []), **extra})
+    return write_run(run_record(rid, status=Status.RUNNING, profile=profile, platform=platform,
+                                container=container, started=now_iso(), stages=stages or [], **extra))
 
 
-def finish_run(run_id: str, status: str | None = None) -> dict[str, Any]:
+def finish_run(run_id: str, status: Status | None = None) -> dict[str, Any]:
     """Set `finished` and the run status (default: results/verdict.run_status over the stage
     records, each re-judged from its own checks)."""
     if status is None:
         from .verdict import record_status, run_status
         loaded = load_run(run_id)
         recs = [dict(r, name=n, status=record_status(r)) for n, r in loaded["records"].items()]
-        status = run_status(recs, [str(s) for s in loaded.get("stages") or []] or
-                            [r["name"] for r in recs])
-    return update_run(run_id, finished=now_iso(), status=status)
+        status = Status(run_status(recs, [str(s) for s in loaded.get("stages") or []] or
+                                   [r["name"] for r in recs]))
+    return update_run(run_id, finished=now_iso(), status=_status(status, RUN_STATUSES, "run"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,7 +420,7 @@ def stage_record(
     run_id: str,
     stage: str,
     *,
-    status: str,
+    status: Status,
     started: datetime | str | float,
     finished: datetime | str | float | None = None,
     exit_code: int | None = None,
@@ -344,9 +435,10 @@ def stage_record(
     log: str | None = "default",
     **extra: Any,
 ) -> dict[str, Any]:
-    """Build a valid stage record (raises UsageError listing the problems otherwise).
-    `started`/`finished` may be datetimes, epoch seconds or ISO strings; duration_s is derived
-    from them when not given; `log` defaults to `logs/<stage>.log`."""
+    """Build a valid stage record (raises UsageError listing the problems otherwise; TypeError
+    when `status` is not a Status). `started`/`finished` may be datetimes, epoch seconds or ISO
+    strings; duration_s is derived from them when not given; `log` defaults to `logs/<stage>.log`."""
+    _status(status, STAGE_STATUSES, "stage")
     if duration_s is None and isinstance(started, (datetime, int, float)) and isinstance(finished, (datetime, int, float)):
         t0 = started if isinstance(started, datetime) else datetime.fromtimestamp(started, timezone.utc)
         t1 = finished if isinstance(finished, datetime) else datetime.fromtimestamp(finished, timezone.utc)
@@ -696,10 +788,9 @@ def import_text(
     prof = profile or label or (platform if platform else "import")
     rid = new_run_id(prof)
     started = now_iso()
-    write_run({"run_id": rid, "profile": profile, "platform": platform, "container": None, "label": label,
-               "started": started, "status": "running", "stages": [stage], "imported": True,
-               "source": str(p.resolve()), "kind": kind,
-               "source_mtime": _iso(p.stat().st_mtime)})
+    write_run(run_record(rid, status=Status.RUNNING, profile=profile, platform=platform, container=None,
+                         started=started, stages=[stage], label=label, imported=True,
+                         source=str(p.resolve()), kind=kind, source_mtime=_iso(p.stat().st_mtime)))
     paths.atomic_write(log_path(rid, stage), text)
     status = status_from_checks(checks)
     rec = stage_record(

@@ -343,7 +343,7 @@ MUTANTS: list[dict] = [
          why="hosts whose environments differ are collapsed into one component (one host's env lost)"),
     # ---------------------------------------------------------------- the store
     dict(id="store-import-always-passed", file=S, tier="unit",
-         edits=[("    status = status_from_checks(checks)\n", '    status = "passed"\n')],
+         edits=[("    status = status_from_checks(checks)\n", '    status = Status.PASSED\n')],
          why="`results import` of an impossible table is stored as passed"),
     dict(id="store-finish-run-trusts-records", file=S, tier="unit",
          edits=[("recs = [dict(r, name=n, status=record_status(r)) for n, r in loaded[\"records\"].items()]",
@@ -354,7 +354,7 @@ MUTANTS: list[dict] = [
          edits=[("    return c.labels.get(L.CONFIG_HASH) == spec.config_hash and \\",
                  "    return True and \\")],
          why="up never recreates a container whose configuration changed"),
-    dict(id="fastpath-config-hash-ignored", file="cli/entry.py", tier="docker",
+    dict(id="fastpath-config-hash-ignored", file="cli/fast.py", tier="docker",
          edits=[(' or \\\n            state[1].get(CONFIG_HASH) != hit["config_hash"]:',
                  ":")],
          why="the no-op fast path answers 'nothing changed' for a container of another config"),
