@@ -17,16 +17,9 @@ from ..stages.markers import PROBE_PREFIX
 
 PROBE_SCRIPT = Path(__file__).with_name("probe.sh")
 
-# the collectives a perf sweep can name (FlagCX's test_<coll> / perf_<coll> names)
 # how FlagCX names a perf test, a unit-test suite, a datatype or an op: the one pattern every
 # validator of such a name uses (profiles, variants, the runner's --coll)
 WORD_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-KNOWN_COLLS = ("allreduce", "allgather", "reducescatter", "alltoall", "alltoallv", "broadcast",
-               "reduce", "sendrecv", "gather", "scatter", "core_sendrecv", "ipc_sendrecv", "put",
-               "get")
-DEFAULT_COLLS = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "reduce",
-                 "sendrecv", "gather", "scatter")
 
 
 @dataclass

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator
 
 from ..errors import UsageError
+from ..flagcx.colls import COLLS as _COLLS
+from ..flagcx.colls import normalize as _normalize_coll
 
 # --------------------------------------------------------------------------------------------
 # Common pieces
@@ -633,37 +635,15 @@ def check_collective(coll: str, prints: "PerfPrints | str", nranks: int | None, 
 # Bus bandwidth factor
 # --------------------------------------------------------------------------------------------
 
-_BUS = {
-    "allreduce": "2(n-1)/n",
-    "allgather": "(n-1)/n",
-    "reducescatter": "(n-1)/n",
-    "alltoall": "(n-1)/n",
-    "alltoallv": "(n-1)/n",
-    "gather": "(n-1)/n",
-    "scatter": "(n-1)/n",
-    "broadcast": "1",
-    "reduce": "1",
-    "sendrecv": "1",
-    "coresendrecv": "1",
-    "ipcsendrecv": "1",
-    "put": "1",
-    "get": "1",
-}
+# the busbw factor kind of every collective FlagCX names (flagcx/colls.py: one list, one spelling)
+_BUS = {n: c.bus for n, c in _COLLS.items()}
 COLLECTIVES = tuple(_BUS)
 
 
 def normalize_coll(coll: str) -> str:
-    """'all_reduce_perf', 'test_allreduce', 'perf_allreduce', 'AllReduce' → 'allreduce'."""
-    c = coll.strip().lower()
-    for p in ("test_", "perf_", "./"):
-        if c.startswith(p):
-            c = c[len(p):]
-    if c.endswith("_perf"):
-        c = c[: -len("_perf")]
-    c = c.replace("_", "").replace("-", "")
-    if c == "reducescatter" or c == "reducescat":
-        return "reducescatter"
-    return c
+    """'all_reduce_perf', 'test_allreduce', 'perf_allreduce', 'AllReduce' → 'allreduce';
+    'coresendrecv' (the earlier spelling) → 'core_sendrecv' (flagcx/colls.py)."""
+    return _normalize_coll(coll)
 
 
 def bus_factor(coll: str, nranks: int) -> float:
