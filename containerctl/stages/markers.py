@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from ..flagcx.interface import PROBE_PREFIX   # flagcx/probe.sh: FLAGCX_PROBE <key> <value>
+
 # -- block markers ---------------------------------------------------------------------------
 BLOCK_OPEN = "=== containerctl "
 BLOCK_CLOSE = " ==="
@@ -43,7 +45,6 @@ LINE_PREFIX = {
 }
 # these two are facts for people as well: their lines stay on the screen (not protocol)
 SHOWN_KINDS = ("nccl", "torch")
-PROBE_PREFIX = "FLAGCX_PROBE "        # flagcx/probe.sh: FLAGCX_PROBE <key> <value>
 TRAIN_EVENT = "CCTL_TRAIN "           # the train asset: CCTL_TRAIN <what> k=v …
 
 # -- line tags -----------------------------------------------------------------------------------
