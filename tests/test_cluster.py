@@ -410,7 +410,7 @@ def test_docker_engine_over_ssh_endpoint(engine, selftest_image, loopback_sshd, 
 # launch lines (pure), names, isolation, bounded waits
 
 def test_mpich_mpmd_and_srun_argv():
-    from containerctl.cluster.launch import Segment, hetero_runs, mpich_mpmd, srun_mpmd
+    from containerctl.launch import Segment, hetero_runs, mpich_mpmd, srun_mpmd
     a = Segment("a", 2, "/f/perf_allreduce", ("-b", "1K"), "/f", {"CUDA_VISIBLE_DEVICES": "0,1"})
     b = Segment("b", 3, "/g/test_allreduce", ("-b", "1K", "-d", "float"), "/g",
                 {"MACA_VISIBLE_DEVICES": "2", "X": "a b"}, image="reg/b:1")

@@ -7,7 +7,7 @@
   mesh.py       the cluster's keypair, sshd in every container, passwordless ssh verified
                 (each host tests all peers in one exec, all hosts at once)
   mpi.py        the same MPICH at the same path everywhere (from the PyPI wheel)
-  launch.py     multi-host launch argv (MPICH MPMD, srun components) as pure functions
+  ../launch.py  every launch argv (one host, MPICH MPMD, srun) as pure functions
   run.py        deps → build on every host at once, and the `hetero` stage
   export.py     the same job as an sbatch script or a Kubeflow MPIJob
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ContainerctlError, UsageError
 from .inventory import CLUSTER_LABEL
-from .launch import Segment, mpich_mpmd, srun_mpmd
+from ..launch import Segment, mpich_mpmd, srun_mpmd
 
 if TYPE_CHECKING:
     from . import Cluster

@@ -16,7 +16,7 @@ from .. import __version__
 from ..errors import ContainerctlError, StageError, UsageError
 from ..runspec import LABEL
 from .inventory import Host, mpich_hostfile
-from .launch import Segment, hetero_runs
+from ..launch import Segment, hetero_runs
 from .parallel import each
 
 if TYPE_CHECKING:

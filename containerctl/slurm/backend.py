@@ -1,7 +1,7 @@
 """The Slurm backend of `cluster run` / `cluster exec-stage`: allocate once (sbatch of a batch
 script that holds the allocation until containerctl releases it), run every stage as a job step
 on the allocation (the executor's own script, `srun -N1 -n1 --overlap`), launch ranks inside it
-with `srun --mpi=pmix|pmi2` across the nodes (common.sh mpi_launcher's srun branch: no ssh mesh,
+with `srun --mpi=pmix|pmi2` across the nodes (launch.py's srun_line: no ssh mesh,
 no hostfile), and judge each stage with what the scheduler says (job and node states from
 scontrol, step states from sacct where the site keeps accounting, srun's own error lines), next
 to the stage's own checks. Ctrl-C and timeouts scancel the job; a pending job prints squeue's
@@ -64,7 +64,7 @@ def step_argv(s, job: str, name: str) -> list[str]:
 
 
 def ranks_argv(s, job: str, name: str) -> list[str]:
-    """The ranks' step (mpi_launcher appends -n NRANKS and the program)."""
+    """The ranks' step (launch.srun_line appends -n NRANKS and the wrapper)."""
     argv = ["srun", f"--jobid={job}", "--overlap", f"--mpi={s.mpi}", f"--nodes={s.nodes}",
             f"--ntasks-per-node={s.tasks_per_node}", "--kill-on-bad-exit=1",
             f"--job-name={name}-ranks"]
@@ -242,13 +242,13 @@ class SlurmCluster:
     def plug(self, job: str, job_name: str, stage: str, steps: list):
         """The executor's plug for one stage on the allocation: the stage script as a step, the
         ranks' srun, and the scheduler's judgement after it."""
-        from ..stages.runner import StagePlug, as_lines
+        from ..launch import SrunLaunch
+        from ..stages.runner import StagePlug
         d = self.state_dir(job_name)
         rank_file = f"{d}/ranks-{stage}"
         wrap = ["bash", "-c", f'echo "$SLURM_JOB_ID.$SLURM_STEP_ID $SLURM_PROCID '
                 f'$SLURMD_NODENAME" >> {shlex.quote(rank_file)}; exec "$@"', "cctl-rank"]
-        env = {"CCTL_SRUN_ARGV": as_lines(ranks_argv(self.s, job, stage), "srun"),
-               "CCTL_SRUN_WRAP": as_lines(wrap, "srun")}
+        srun = SrunLaunch(tuple(ranks_argv(self.s, job, stage)), self.s.ntasks, tuple(wrap))
 
         def run(path: str) -> str:
             shared = f"{d}/{stage}.sh"
@@ -259,7 +259,7 @@ class SlurmCluster:
 
         def finish(code: int, outcome: str, text: str) -> dict:
             return self.judge(job, stage, code, outcome, text, rank_file, steps)
-        return StagePlug(name=stage, env=env, run=run, finish=finish, keep_state=True)
+        return StagePlug(name=stage, ctx={"srun": srun}, run=run, finish=finish, keep_state=True)
 
     def judge(self, job: str, stage: str, code: int, outcome: str, text: str,
               rank_file: str, steps: list) -> dict:
@@ -444,7 +444,7 @@ def render_lines(inv: SlurmInventory, job: str = "$JOB", job_name: str = "cctl-N
                  stage: str = "perf") -> str:
     """The lines the backend runs for one stage, as text (golden-tested; `cluster export
     --format slurm` prints them for a Slurm inventory): the allocation, the stage's step and the
-    ranks' step (mpi_launcher appends -n NRANKS and the program)."""
+    ranks' step (launch.srun_line appends -n NRANKS and the program)."""
     s = inv.slurm
     hold = f"{s.workspace}/{STATE_DIR}/{job_name}/release"
     return "\n".join([

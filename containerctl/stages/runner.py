@@ -750,6 +750,13 @@ class Pipeline:
             ctx.update(plug.ctx)
             ctx["env"] = {**ctx["env"], **{k: str(v) for k, v in plug.env.items()}}
             ctx["env_keep"] = set(plug.env)   # read by indirect names (CCTL_RUN_${i}_…)
+        if flagcx is not None:
+            # the MPI launch line (launch.py), from the final values and the deps stage's facts
+            from ..launch import read_facts, stage_launch_env
+            srun = ctx.get("srun")
+            facts = None if srun else read_facts(self.engine, self.container,
+                                                 ctx["env"]["CCTL_DIR"])
+            ctx["env"].update(stage_launch_env(ctx["env"], facts, srun))
         return ctx
 
     def run_one(self, sd: StageDef, run_id: str, force: bool,

@@ -39,30 +39,24 @@ path_vars() {
   [ -n "${MPI_HOME:-}" ] && pvars+=("MPI_HOME=$MPI_HOME")
   return 0
 }
-# the MPI launcher for NRANKS ranks on this host, as the array `launcher`
+# the MPI launch line as the array `launcher`: built in Python (containerctl/launch.py: mpirun
+# and its flags from the flavour and the facts deps probed, or the Slurm ranks' step) and given
+# as CCTL_LAUNCH_ARGV; added here, at CCTL_LAUNCH_AT, only what the launch-time environment holds:
+# -x NAME / -genv NAME VALUE for each of CCTL_LAUNCH_NAMES that is set, or (-u) `-u VAR` for
+# each SLURM_* variable of this step not among them
 mpi_launcher() {
-  local n=$1 v
-  if [ -n "${CCTL_SRUN_ARGV:-}" ]; then
-    # a Slurm job step (containerctl/slurm): srun --mpi=… on the allocation, no hostfile. The
-    # step this script runs in set SLURM_* for one task on one node: only the job id is kept.
-    local a w; lines_to a "$CCTL_SRUN_ARGV"; lines_to w "${CCTL_SRUN_WRAP:-}"
-    launcher=(env)
-    for v in ${!SLURM_@}; do case $v in SLURM_JOB_ID|SLURM_CONF) ;; *) launcher+=(-u "$v");; esac; done
-    launcher+=("${a[@]}" -n "$n" "${w[@]}")
-    return 0
+  local a e=() v
+  if [ -z "${CCTL_LAUNCH_ARGV:-}" ]; then
+    echo "error: no MPI launch line: the deps stage writes the MPI facts ($CCTL_DIR/mpi.facts); run deps first" >&2
+    return 3
   fi
-  launcher=("$CCTL_MPIRUN" -np "$n")
-  if [ "$CCTL_MPI_FLAVOUR" = openmpi ]; then
-    launcher+=(--allow-run-as-root --oversubscribe --bind-to none)
-    command -v ssh >/dev/null 2>&1 || launcher+=(--mca plm_rsh_agent false)
-    # the runbook's fix for the openib BTL warning, only where that BTL exists
-    ls "$MPI_HOME"/lib*/openmpi/mca_btl_openib.so >/dev/null 2>&1 && launcher+=(--mca btl ^openib)
-    for v in $CCTL_EXPORT_NAMES; do [ -n "${!v+x}" ] && launcher+=(-x "$v"); done
-  else
-    for v in $CCTL_EXPORT_NAMES; do [ -n "${!v+x}" ] && launcher+=(-genv "$v" "${!v}"); done
-  fi
-  local extra; lines_to extra "$CCTL_MPIRUN_ARGS"
-  launcher+=("${extra[@]}")
+  lines_to a "$CCTL_LAUNCH_ARGV"
+  case ${CCTL_LAUNCH_ENV:-} in
+    -x) for v in $CCTL_LAUNCH_NAMES; do [ -n "${!v+x}" ] && e+=(-x "$v"); done;;
+    -genv) for v in $CCTL_LAUNCH_NAMES; do [ -n "${!v+x}" ] && e+=(-genv "$v" "${!v}"); done;;
+    -u) for v in ${!SLURM_@}; do case " $CCTL_LAUNCH_NAMES " in *" $v "*) ;; *) e+=(-u "$v");; esac; done;;
+  esac
+  launcher=("${a[@]:0:CCTL_LAUNCH_AT}" "${e[@]}" "${a[@]:CCTL_LAUNCH_AT}")
 }
 # rank_output DIR: the wrapper `$CCTL_DIR/rankout.sh DIR CMD…` gives every MPI rank a file of its
 # own (rank 0 also streams), so ranks' lines can never interleave in what is judged;
