@@ -14,6 +14,7 @@ import typer  # noqa: E402
 
 from .. import __version__
 from ..errors import ContainerctlError
+from .options import SET_HELP, UP, typer_command
 
 app = typer.Typer(
     name="containerctl",
@@ -50,8 +51,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     """containerctl: replace the FlagCX test runbook with software."""
 
 
-SetOpt = typer.Option(None, "--set", help="Override a profile key: --set container.shm_size=64G "
-                                           "(repeatable; `key+=[x]` appends to a list).")
+SetOpt = typer.Option(None, "--set", help=SET_HELP)
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,14 +130,8 @@ def profile_new(name: str, from_: str = typer.Option(..., "--from", help="Profil
 # --------------------------------------------------------------------------------------------
 # lifecycle
 
-@app.command()
-def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Profile name or file."),
-       name: Optional[str] = typer.Option(None, "--name", help="Container name "
-                                          "(default cctl-<profile>)."),
-       force_recreate: bool = typer.Option(False, "--force-recreate"),
-       dry_run: bool = typer.Option(False, "--dry-run", help="Print the equivalent `docker run` "
-                                    "line; create nothing."),
-       set_: Optional[List[str]] = SetOpt):
+def up_cmd(*, profile: str, name: Optional[str], force_recreate: bool, dry_run: bool,
+           set_: Optional[List[str]]) -> None:
     """Create (or converge) the profile's container: same config → no-op, changed → recreate."""
     from ..profiles import load_profile
     from .. import lifecycle
@@ -170,6 +164,10 @@ def up(profile: str = typer.Option("cpu-selftest", "--profile", "-p", help="Prof
     else:
         typer.echo(f"{res.name}: {res.action}{' (' + res.reason + ')' if res.reason else ''} "
                    f"from {res.spec.image}")
+
+
+# up has a fast path (cli.fast): one option table (cli.options) for both
+typer_command(app, "up", UP, lambda **kw: up_cmd(**kw), up_cmd.__doc__)
 
 
 class _progress:
@@ -338,42 +336,16 @@ _register_optional()
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .failure import exit_code
     try:
         rv = app(args=argv, standalone_mode=False)
         return rv if isinstance(rv, int) else 0
-    except ContainerctlError as exc:
-        _report_error(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
     except typer.Exit as exc:
         return exc.exit_code
     except SystemExit as exc:  # typer/click may raise it
         return exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:
-        # click (vendored by newer typer) usage errors carry show() and exit_code
-        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            ctx = getattr(exc, "ctx", None)
-            path = getattr(ctx, "command_path", None) or "containerctl"
-            msg = " ".join(exc.format_message().split())
-            sys.stderr.write(f"error: {msg}\n  fix: see `{path} --help`\n")
-            return exc.exit_code
-        if type(exc).__name__ == "Abort":
-            sys.stderr.write("aborted\n")
-            return 130
-        if os.environ.get("CONTAINERCTL_DEBUG"):
-            raise
-        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
-                         "  fix: this is a containerctl bug; rerun with CONTAINERCTL_DEBUG=1 for "
-                         "the traceback and report it\n")
-        return 70
-
-
-def _report_error(exc: ContainerctlError) -> None:
-    sys.stderr.write(f"error: {exc.message}\n")
-    if exc.hint:
-        sys.stderr.write(f"  fix: {exc.hint}\n")
+    except (Exception, KeyboardInterrupt) as exc:
+        return exit_code(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

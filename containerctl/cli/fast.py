@@ -1,37 +1,33 @@
-"""`exec-stage` and `status` answered without the CLI framework: typer (and the click it
-vendors) costs ~0.2 s to import and to parse, more than the rest of a trivial stage. The plain
-forms of the two commands are parsed here and handed to the same command bodies the CLI uses
-(cli.stages.exec_stage_cmd / status_cmd); anything else — --help, an option this parser does
-not know, a value it doubts — returns None and the full CLI decides (and words any error).
+"""The plain forms of `up`, `exec-stage` and `status`, answered without the CLI framework: typer
+(and the click it vendors) costs ~0.2 s to import and to parse, more than the rest of a trivial
+stage or a no-op `up`. parse reads the same option tables (cli.options) the typer commands are
+generated from; anything it doubts — --help, `--`, an option it does not know, a value given
+twice, a --timeout out of bounds — returns None and the full CLI decides (and words any error).
 
-entry.main calls fast_command(argv) after the no-op `up` fast path."""
+* `up` with nothing but --profile/--name/--set, whose inputs have not changed since the last
+  `up` (upcache) and whose container runs with that config: answered here, before even the
+  engine SDK is imported; any doubt goes to the full `up`.
+* `exec-stage` and `status`: handed to the same command bodies the CLI calls
+  (cli.stages.exec_stage_cmd / status_cmd), errors printed by cli.failure as the CLI prints
+  them. CONTAINERCTL_NO_FASTPATH=1 sends them through the full CLI."""
 from __future__ import annotations
 
 import os
 import sys
 
-from ..bounds import MAX_TIMEOUT_S
-
-_EXEC_VALUES = {"--profile": "profile", "-p": "profile", "--name": "name", "--coll": "coll",
-                "--source": "source", "--timeout": "timeout", "--set": "set_",
-                "--variant": "variant"}
-_EXEC_FLAGS = {"--force": ("force", True), "--no-force": ("force", False),
-               "--all": ("all_colls", True), "--quiet": ("quiet", True), "-q": ("quiet", True),
-               "--verbose": ("verbose", True), "-v": ("verbose", True)}
-_STATUS_VALUES = {"--profile": "profile", "-p": "profile", "--name": "name"}
-_STATUS_FLAGS = {"--json": ("json_out", True)}
-_REPEAT = ("coll", "set_", "variant")
+from .options import COMMANDS, defaults
 
 
 def parse(argv: list[str]) -> tuple[str, dict] | None:
-    """(command, keyword arguments) for the plain forms of exec-stage and status, else None."""
-    if not argv or argv[0] not in ("exec-stage", "status"):
+    """(command, every option of its table as a keyword argument, defaults filled in) for the
+    plain forms of the fast-path commands; None for anything the full CLI should decide."""
+    if not argv or argv[0] not in COMMANDS:
         return None
-    cmd = argv[0]
-    values, flags = (_EXEC_VALUES, _EXEC_FLAGS) if cmd == "exec-stage" else \
-        (_STATUS_VALUES, _STATUS_FLAGS)
-    kw: dict = {}
-    pos: list[str] = []
+    cmd, table = argv[0], COMMANDS[argv[0]]
+    values = {d: o for o in table if o.kind not in ("arg", "flag") for d in o.decls}
+    switches = {s: (o, v) for o in table if o.kind == "flag" for s, v in o.switches().items()}
+    positional = [o for o in table if o.kind == "arg"]
+    kw, seen, pos = defaults(table), set(), []
     i = 1
     while i < len(argv):
         a = argv[i]
@@ -42,59 +38,77 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
                     return None
                 i += 1
                 val = argv[i]
-            dest = values[key]
-            if dest in _REPEAT:
-                kw.setdefault(dest, []).append(val)
-            elif dest in kw:
+            o = values[key]
+            if o.kind == "list":
+                kw[o.dest] = (kw[o.dest] or []) + [val]
+            elif o.dest in seen:
                 return None          # given twice: let the CLI's rules apply
+            elif o.kind == "int":
+                if not (val.isdigit() and (o.min is None or int(val) >= o.min) and
+                        (o.max is None or int(val) <= o.max)):
+                    return None
+                kw[o.dest] = int(val)
             else:
-                kw[dest] = val
-        elif key in flags and not eq:
-            dest, v = flags[key]
-            kw[dest] = v
-        elif not a.startswith("-") and cmd == "exec-stage" and not pos:
+                kw[o.dest] = val
+            seen.add(o.dest)
+        elif key in switches and not eq:
+            o, v = switches[key]
+            kw[o.dest] = v
+        elif not a.startswith("-") and len(pos) < len(positional):
             pos.append(a)
         else:
-            return None              # --help, -h, `--`, unknown options, a second argument
+            return None              # --help, -h, `--`, unknown options, an extra argument
         i += 1
-    if cmd == "exec-stage":
-        if len(pos) != 1:
-            return None
-        kw["stage"] = pos[0]
-        if "timeout" in kw:
-            t = kw["timeout"]
-            if not (t.isdigit() and 0 < int(t) <= MAX_TIMEOUT_S):
-                return None
-            kw["timeout"] = int(t)
+    if len(pos) != len(positional):
+        return None
+    kw.update((o.dest, v) for o, v in zip(positional, pos))
     return cmd, kw
 
 
-def fast_command(argv: list[str]) -> int | None:
-    """The exit code of a plain exec-stage / status, or None for the full CLI to handle."""
-    if os.environ.get("CONTAINERCTL_NO_FASTPATH"):
-        return None
+def noop_up(profile: str, name: str | None, set_: list[str] | None, force_recreate: bool,
+            dry_run: bool) -> bool:
+    """True when it printed that a plain `up` has nothing to change (the full `up` would say
+    the same); False when the full `up` must decide."""
+    if force_recreate or dry_run:
+        return False
+    if name is not None:
+        from ..names import NAME_RE
+        if not NAME_RE.match(name) or len(name) > 128:
+            return False     # the full path says what is wrong with it
+    try:
+        from .. import upcache
+        from ..engine import Engine
+        from ..labels import CONFIG_HASH
+        hit = upcache.lookup(profile, name, set_ or None)
+        if not hit:
+            return False
+        state = Engine().quick_state(hit["name"])
+    except Exception:
+        return False      # any doubt: the full path decides
+    if state is None or state[0] != "running" or \
+            state[1].get(CONFIG_HASH) != hit["config_hash"]:
+        return False
+    for w in hit.get("warnings") or []:   # the same warnings the full path gives
+        sys.stderr.write(f"warning: {w}\n")
+    sys.stdout.write(f"{hit['name']}: up to date, nothing changed (config {hit['config_hash']})\n")
+    return True
+
+
+def answer(argv: list[str]) -> int | None:
+    """The exit code of a command answered here, or None for the full CLI to handle."""
     parsed = parse(argv)
     if parsed is None:
         return None
     cmd, kw = parsed
-    from ..errors import ContainerctlError
+    if cmd == "up":
+        return 0 if noop_up(**kw) else None
+    if os.environ.get("CONTAINERCTL_NO_FASTPATH"):
+        return None
+    from .failure import exit_code
     try:
-        from . import stages as cli_stages
+        from . import stages
         if cmd == "exec-stage":
-            return cli_stages.exec_stage_cmd(**kw)
-        return cli_stages.status_cmd(**kw)
-    except ContainerctlError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
-        if exc.hint:
-            sys.stderr.write(f"  fix: {exc.hint}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Exception as exc:
-        if os.environ.get("CONTAINERCTL_DEBUG"):
-            raise
-        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
-                         "  fix: this is a containerctl bug; rerun with CONTAINERCTL_DEBUG=1 for "
-                         "the traceback and report it\n")
-        return 70
+            return stages.exec_stage_cmd(**kw)
+        return stages.status_cmd(**kw)
+    except (Exception, KeyboardInterrupt) as exc:
+        return exit_code(exc)

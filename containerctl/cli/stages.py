@@ -4,7 +4,8 @@ verdict per stage, -v the raw output).
 
 The command bodies (run_cmd, exec_stage_cmd, status_cmd, stages_cmd) take plain arguments and
 return the exit code, so containerctl.cli.fast can call them without the CLI framework; typer is
-imported only by register()."""
+imported only by register(). exec-stage and status are registered from their option tables in
+cli.options (the fast parser reads the same tables), every option passed as a keyword."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -166,11 +167,11 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
         return _pipe_run(view, pipe, stages, force=force, run_id=run_id)
 
 
-def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str] = None,
-                   force: bool = True, coll: Optional[List[str]] = None,
-                   all_colls: bool = False, source: Optional[str] = None,
-                   timeout: Optional[int] = None, quiet: bool = False, verbose: bool = False,
-                   set_: Optional[List[str]] = None, variant: Optional[List[str]] = None) -> int:
+def exec_stage_cmd(*, stage: str, profile: Optional[str], name: Optional[str], force: bool,
+                   coll: Optional[List[str]], all_colls: bool, source: Optional[str],
+                   timeout: Optional[int], quiet: bool, verbose: bool,
+                   set_: Optional[List[str]], variant: Optional[List[str]]) -> int:
+    """Run one stage in the existing container (its prerequisites must have passed)."""
     from .. import lifecycle
     from ..engine import get_engine
     # the container's last-run settings, read while the rest is imported and loaded
@@ -197,8 +198,8 @@ def exec_stage_cmd(stage: str, profile: Optional[str] = None, name: Optional[str
     return _pipe_run(view, pipe, [sd], force=force, explicit=True)
 
 
-def status_cmd(profile: Optional[str] = None, name: Optional[str] = None,
-               json_out: bool = False) -> int:
+def status_cmd(*, profile: Optional[str], name: Optional[str], json_out: bool) -> int:
+    """Which stages passed in a container, when, and in which run."""
     from .. import lifecycle
     from ..engine import get_engine
     early = lifecycle.Prefetch(get_engine(), name) if name else None   # its kept settings
@@ -243,6 +244,8 @@ def stages_cmd(json_out: bool = False) -> int:
 def register(app) -> None:
     import typer
 
+    from .options import EXEC_STAGE, STATUS, typer_command
+
     def done(code: int):
         raise typer.Exit(code)
 
@@ -277,33 +280,10 @@ def register(app) -> None:
         done(run_cmd(profile, name, from_, until, only, force, coll, all_colls, source, timeout,
                      quiet, verbose, set_, variant))
 
-    @app.command("exec-stage")
-    def exec_stage(stage: str = typer.Argument(..., help="deps, build, perf, torch, train, …"),
-                   profile: Optional[str] = typer.Option(None, "--profile", "-p"),
-                   name: Optional[str] = typer.Option(None, "--name"),
-                   force: bool = typer.Option(True, "--force/--no-force", help="Run even if it "
-                                              "passed before with the same inputs."),
-                   coll: Optional[List[str]] = typer.Option(None, "--coll"),
-                   all_colls: bool = typer.Option(False, "--all"),
-                   source: Optional[str] = typer.Option(None, "--source"),
-                   timeout: Optional[int] = typer.Option(None, "--timeout", min=1,
-                                                         max=MAX_TIMEOUT_S),
-                   quiet: bool = typer.Option(False, "--quiet", "-q"),
-                   verbose: bool = typer.Option(False, "--verbose", "-v"),
-                   set_: Optional[List[str]] = typer.Option(None, "--set"),
-                   variant: Optional[List[str]] = typer.Option(None, "--variant", help="A "
-                                                               "variant of the stage from the "
-                                                               "profile (or all).")):
-        """Run one stage in the existing container (its prerequisites must have passed)."""
-        done(exec_stage_cmd(stage, profile, name, force, coll, all_colls, source, timeout,
-                            quiet, verbose, set_, variant))
-
-    @app.command("status")
-    def status(profile: Optional[str] = typer.Option(None, "--profile", "-p"),
-               name: Optional[str] = typer.Option(None, "--name"),
-               json_out: bool = typer.Option(False, "--json")):
-        """Which stages passed in a container, when, and in which run."""
-        done(status_cmd(profile, name, json_out))
+    # exec-stage and status have a fast path (cli.fast): one option table (cli.options) for both
+    typer_command(app, "exec-stage", EXEC_STAGE, lambda **kw: exec_stage_cmd(**kw),
+                  exec_stage_cmd.__doc__)
+    typer_command(app, "status", STATUS, lambda **kw: status_cmd(**kw), status_cmd.__doc__)
 
     @app.command("stages")
     def stages(json_out: bool = typer.Option(False, "--json", help="Machine-readable.")):
