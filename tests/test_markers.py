@@ -210,3 +210,35 @@ def test_scanner_catches_a_hand_spelled_marker():
 @pytest.mark.parametrize("path", sorted(DEFS.glob("*.yaml")) + [COMMON], ids=lambda p: p.name)
 def test_no_stage_def_spells_a_marker_by_hand(path):
     assert hand_spelled(path.read_text()) == []
+
+
+def test_hetero_build_lines_round_trip_through_the_cluster_reader(tmp_path):
+    """hetero-build's `cctl_mark bin|stdbuf|rankout|hostenv` lines, as cluster/run.py reads them."""
+    from containerctl.cluster.inventory import Host, HostEntry
+    from containerctl.cluster.run import read_build_output
+    from containerctl.profiles import load_profile
+    out = bash(tmp_path, """
+      cctl_mark mpich version=4.2.3 home=/opt/mpich
+      cctl_mark bin coll=allreduce layout=host_api wdir=/w/bin path=/w/bin/perf_allreduce
+      cctl_mark bin coll=gather missing=/w/bin/perf_gather
+      cctl_mark stdbuf /usr/bin/stdbuf
+      cctl_mark rankout /root/.cctl/rankout.sh
+      cctl_mark hostenv "PATH=/opt/mpich/bin:/usr/bin"
+      v=FLAGCX_DEBUG FLAGCX_DEBUG="INFO and more"; cctl_mark hostenv "$v=${!v}"
+    """).stdout
+    h = Host(entry=HostEntry(name="h1", profile="cpu-selftest"), profile=load_profile("cpu-selftest"),
+             engine=None, container="c")
+    read_build_output(h, out)
+    assert h.bins == {"allreduce": ("host_api", "/w/bin", "/w/bin/perf_allreduce")}
+    assert (h.stdbuf, h.rankout) == ("/usr/bin/stdbuf", "/root/.cctl/rankout.sh")
+    assert h.env["PATH"] == "/opt/mpich/bin:/usr/bin" and h.env["FLAGCX_DEBUG"] == "INFO and more"
+
+
+def test_the_train_assets_markers_are_the_named_ones():
+    """The train asset runs as a script of its own in the container (it cannot import containerctl):
+    the lines it prints and results/train.py reads are the ones markers.py names."""
+    from containerctl.results import train
+    asset = (Path(M.__file__).parent / "assets" / "flagscale_train.py").read_text()
+    assert train.LOG_MARK == M.TRAIN_LOG and M.TRAIN_LOG in asset and M.TRAIN_LOG_TAIL in asset
+    for tag in (M.TRAIN_EVENT, M.TRAIN_FLAGCX_TAG, M.TRAIN_TAIL_TAG):
+        assert tag in asset and tag in Path(train.__file__).read_text()

@@ -118,18 +118,19 @@ def ctx_common(cl: "Cluster", run_id: str) -> dict:
 def read_build_output(h: Host, text: str) -> None:
     """The role-build protocol lines: CCTL_HOSTENV K=V (the ranks' environment) and CCTL_BIN
     coll=… layout=… wdir=… path=… (the perf binaries); the profile's and inventory's env on top."""
+    from ..stages.markers import line_value   # the stage protocol's one vocabulary
     env: dict[str, str] = {}
     h.bins = {}
     for ln in text.splitlines():
-        if ln.startswith("CCTL_HOSTENV ") and "=" in ln:
-            k, _, v = ln[13:].partition("=")
+        if (rest := line_value("hostenv", ln)) is not None and "=" in rest:
+            k, _, v = rest.partition("=")
             env[k] = v
-        elif ln.startswith("CCTL_RANKOUT "):
-            h.rankout = ln[len("CCTL_RANKOUT "):].strip() or None
-        elif ln.startswith("CCTL_STDBUF "):
-            h.stdbuf = ln[len("CCTL_STDBUF "):].strip() or None
-        elif ln.startswith("CCTL_BIN ") and " path=" in ln:
-            kv = dict(p.split("=", 1) for p in ln[9:].split(" ") if "=" in p)
+        elif (rest := line_value("rankout", ln)) is not None:
+            h.rankout = rest.strip() or None
+        elif (rest := line_value("stdbuf", ln)) is not None:
+            h.stdbuf = rest.strip() or None
+        elif (rest := line_value("bin", ln)) is not None and " path=" in rest:
+            kv = dict(p.split("=", 1) for p in rest.split(" ") if "=" in p)
             h.bins[kv["coll"]] = (kv.get("layout", "v0.11"), kv.get("wdir", ""), kv["path"])
     fx = h.profile.flagcx
     if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):

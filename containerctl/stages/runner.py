@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shlex
 import signal
 import threading
@@ -412,8 +411,8 @@ def failure_cause(text: str, ctx: dict | None = None) -> str:
         err = LE.first_error(text)
         if err is not None:
             line = err.line.strip()[:300]
-            m = re.search(r"^NCCL_VERSION=(\S+)", text, re.M)
-            ver = m.group(1) if m else (ctx or {}).get("nccl_version")
+            from .markers import first_value   # the build stage's `cctl_mark nccl …`
+            ver = first_value("nccl", text) or (ctx or {}).get("nccl_version")
             fix = LE.nccl_api_mismatch(text, ver) if hasattr(LE, "nccl_api_mismatch") else None
             return line + (f" — {fix}" if fix else "")
     tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["no output"]
