@@ -73,7 +73,9 @@ def test_remembered_profile_answers_as_the_model(cwd, monkeypatch):
         assert p.stages.perf.model_dump() == real.stages.perf.model_dump()
         assert p.stages.perf.iters == 3 and p.container.env["NUM"] == "7"
         assert p.container.env == real.container.env and p.container.env["A"] == "1"
-        assert p.stages.torch == {"debug": True} and p.stages.timeouts == {"perf": 99}
+        assert p.stages.torch.debug is True and p.stages.torch.master_port == 8281   # typed
+        assert p.stages.torch.model_dump() == real.stages.torch.model_dump()
+        assert p.stages.timeouts == {"perf": 99}
         assert p.stages.only == real.stages.only and p.flagcx.make_flags == ["USE_X=1"]
         ctx_p, ctx_r = make_context(p, {}), make_context(real, {})
         for k in ("profile", "fx", "perf", "torch", "train"):

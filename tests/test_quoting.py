@@ -66,7 +66,7 @@ def test_hostile_values_never_reach_script_text(profile_name, payload, fxi, tmp_
     prof = load_profile(profile_name, sets=sets, site=False)
     prof.stages.perf.extra_args = [p]
     prof.stages.perf.mpirun_args = [p]
-    prof.stages.torch["example_args"] = [p]
+    prof.stages.torch.example_args = [p]
     for name, script, ctx in _scripts(prof, fxi):
         assert p not in _body(script), f"{name}: the value reached the script text"
         # the prologue, run for real, creates nothing and carries each value intact

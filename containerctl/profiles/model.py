@@ -380,6 +380,132 @@ class UnittestOpts(_Strict):
         return v
 
 
+def _whole(v, what: str, least: int, auto: bool = False):
+    """A whole number >= least (YAML or --set text "4" too), or "auto" where allowed; never a
+    boolean (pydantic would read `true` as 1)."""
+    if auto and v == "auto":
+        return v
+    if isinstance(v, str) and re.fullmatch(r"[0-9]+", v.strip()):
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f"{v!r} is not {what}")
+    return v
+
+
+def _number(v):
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a number")
+    return v
+
+
+def _one_line(v):
+    if isinstance(v, str) and ("\n" in v or "\0" in v):
+        raise ValueError(f"{v!r} must be one line")
+    return v
+
+
+# the torch example's arguments when the profile gives none (40-torch.yaml runs example.py)
+TORCH_EXAMPLE_ARGS = ("-o", "allreduce")
+
+
+class TorchOpts(_Strict):
+    """stages.torch: the torch stage (40-torch.yaml: install PyTorch if missing, build the FlagCX
+    plugin, run its example.py under torchrun)."""
+    index_url: Optional[str] = None   # pip index for torch when the image has none (cu124 …)
+    example_args: list[str] = Field(default_factory=lambda: list(TORCH_EXAMPLE_ARGS))
+    master_port: int = 8281           # torchrun --master_port
+    debug: bool = False               # the stage runs with CCTL_TORCH_DEBUG=1
+
+    @field_validator("example_args", mode="before")
+    @classmethod
+    def _args(cls, v):
+        """A string is split at whitespace; none or an empty list is the default."""
+        if isinstance(v, str):
+            v = v.split()
+        return v or list(TORCH_EXAMPLE_ARGS)
+
+    @field_validator("master_port", mode="before")
+    @classmethod
+    def _port(cls, v):
+        n = _whole(v, "a TCP port from 1 to 65535", 1)
+        if n > 65535:
+            raise ValueError(f"{v!r} is not a TCP port from 1 to 65535")
+        return n
+
+    _lines = field_validator("index_url", "example_args")(classmethod(
+        lambda cls, v: [_one_line(x) for x in v] if isinstance(v, list) else _one_line(v)))
+
+
+class TrainOpts(_Strict):
+    """stages.train: the FlagScale training stage (50-train.yaml runs flagscale_train.py). The
+    defaults are the driver's own (its argparse defaults, kept equal by tests/test_profiles_split);
+    the runner passes every value (flagscale.driver_args). Unset `flagscale`: the stage does not
+    apply."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True,
+                              allow_inf_nan=False)
+    flagscale: Optional[str] = None   # a FlagScale checkout, its flag_scale dir, or 'installed'
+    # small (a few layers, mock data) | runbook (LLaMA3 from the example, real data) | auto:
+    # runbook where data_path and tokenizer_path are set, else small
+    preset: Literal["auto", "small", "runbook"] = "auto"
+    model: Optional[str] = None       # example folder (llama3; llama in older FlagScale)
+    size: str = "8b"                  # model config in the example's train/ folder
+    backend: Literal["flagcx", "nccl"] = "flagcx"   # nccl: the baseline
+    devices: Union[int, Literal["auto"]] = "auto"   # ranks per node; auto: the devices present
+    nnodes: int = 1
+    tp: Union[int, Literal["auto"]] = "auto"        # auto: the example's, shrunk to fit
+    pp: Union[int, Literal["auto"]] = "auto"
+    iterations: int = 20              # the iterations the verdict asks for
+    min_loss_drop: float = Field(0.0, ge=0, lt=1)   # last loss ≤ first × (1 - this); 0: lower
+    lr: float = 1e-3                  # learning rate of the small preset
+    global_batch_size: int = 0        # 0: micro batch × data parallel × 2 (small), the example's
+    train_samples: int = 0            # 0: the example's (runbook preset)
+    data_path: str = ""               # data prefix (runbook preset)
+    tokenizer_path: str = ""          # tokenizer dir (runbook preset)
+    exp_dir: str = "./outputs_cctl_train"   # each run gets its own run-<time>-<backend> folder
+    # apply FlagScale's Megatron patches where the Megatron found is unpatched (true/false: yes/no)
+    unpatch: Literal["auto", "yes", "no"] = "auto"
+    poll_seconds: float = Field(5.0, gt=0)        # between looks at the job's log
+    startup_seconds: float = Field(900.0, gt=0)   # bound to the first iteration
+    stall_seconds: float = Field(300.0, gt=0)     # bound between two iterations
+    time_limit: float = Field(3600.0, gt=0)       # bound on the whole run
+    conda_env: Optional[str] = None   # conda environment to activate first
+    env: dict[str, str] = Field(default_factory=dict)   # the job's extra environment
+    checkpoint_load: Optional[str] = None   # checkpoint to load (runbook preset)
+
+    @field_validator("devices", "tp", "pp", mode="before")
+    @classmethod
+    def _count(cls, v):
+        return _whole(v, "auto or a positive whole number", 1, auto=True)
+
+    @field_validator("nnodes", "iterations", "global_batch_size", "train_samples", mode="before")
+    @classmethod
+    def _int(cls, v):
+        return _whole(v, "a whole number", 0)
+
+    _numbers = field_validator("min_loss_drop", "lr", "poll_seconds", "startup_seconds",
+                               "stall_seconds", "time_limit", mode="before")(
+        classmethod(lambda cls, v: _number(v)))
+    _lines = field_validator("flagscale", "model", "size", "data_path", "tokenizer_path",
+                             "exp_dir", "conda_env", "checkpoint_load")(
+        classmethod(lambda cls, v: _one_line(v)))
+
+    @field_validator("unpatch", mode="before")
+    @classmethod
+    def _yes_no(cls, v):
+        return ("yes" if v else "no") if isinstance(v, bool) else v   # YAML reads yes/no as bools
+
+    _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v):
+        for k in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+                raise ValueError(f"environment variable name {k!r}: use letters, digits and _, "
+                                 "not starting with a digit")
+        return v
+
+
 class StageOpts(_Strict):
     only: Optional[list[str]] = None      # the stages that apply (default: all that can)
     timeouts: dict[str, int] = Field(default_factory=dict)
@@ -392,8 +518,8 @@ class StageOpts(_Strict):
             check_timeout(t, f"stages.timeouts.{stage}")
         return v
     unittest: UnittestOpts = Field(default_factory=UnittestOpts)
-    torch: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)
+    torch: TorchOpts = Field(default_factory=TorchOpts)
+    train: TrainOpts = Field(default_factory=TrainOpts)
 
 
 class LimitsOpts(_Strict):

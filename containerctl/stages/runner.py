@@ -185,8 +185,7 @@ def make_context(profile: Profile, options: dict | None = None,
             raise UsageError(f"environment variable name {k!r} is not a shell identifier",
                              "use letters, digits and _ (no '=', spaces or quotes)")
     cctl_dir = f"{fx.dir.rstrip('/')}/../.containerctl"
-    tr = Opts(profile.stages.torch)
-    train = Opts(profile.stages.train)
+    tr, train = profile.stages.torch, profile.stages.train  # typed, defaults in profiles/model.py
     ut = profile.stages.unittest
     env: dict[str, str] = {
         "CCTL_DIR": cctl_dir, "CCTL_FLAGCX_DIR": fx.dir.rstrip("/") or "/",
@@ -200,12 +199,10 @@ def make_context(profile: Profile, options: dict | None = None,
         "CCTL_EXPORT_NAMES": " ".join(export),
         "CCTL_MPIRUN_ARGS": as_lines(profile.stages.perf.mpirun_args, "stages.perf.mpirun_args"),
         "CCTL_COLLS": " ".join(colls),
-        "CCTL_TORCH_INDEX_URL": str(tr.index_url or ""),
+        "CCTL_TORCH_INDEX_URL": tr.index_url or "",
         "CCTL_TORCH_ADAPTOR": fx.torch_adaptor or "",
-        "CCTL_TORCH_EXAMPLE_ARGS": as_lines(
-            (tr.example_args.split() if isinstance(tr.example_args, str) else
-             tr.example_args) or ["-o", "allreduce"], "stages.torch.example_args"),
-        "CCTL_TORCH_MASTER_PORT": str(tr.master_port or 8281),
+        "CCTL_TORCH_EXAMPLE_ARGS": as_lines(tr.example_args, "stages.torch.example_args"),
+        "CCTL_TORCH_MASTER_PORT": str(tr.master_port),
         "CCTL_TORCH_DEBUG": "1" if tr.debug else "",
         "CCTL_UT_TIMEOUT": str(ut.timeout_per_binary),
         "CCTL_UT_COMPONENTS": " ".join(ut.components or []),
@@ -213,9 +210,9 @@ def make_context(profile: Profile, options: dict | None = None,
         "CCTL_UT_SKIP_BINS": " ".join(getattr(ut, "skip_binaries", None) or []),
         # the train driver's argv, from stages.train (checked there: cause + fix, exit 2)
         "CCTL_TRAIN_ARGS": as_lines(flagscale_driver_args(
-            dict(profile.stages.train), fx.visible_devices_env, visible),
+            train.model_dump(), fx.visible_devices_env, visible),
             "stages.train"),
-        "CCTL_TRAIN_CONDA_ENV": str(train.conda_env or ""),
+        "CCTL_TRAIN_CONDA_ENV": train.conda_env or "",
     }
     if flagcx is not None:
         env.update(flagcx_env(flagcx, perf, options))
@@ -237,7 +234,8 @@ def make_context(profile: Profile, options: dict | None = None,
     path_vars.append('${MPI_HOME:+MPI_HOME="$MPI_HOME"}')
     return {
         "profile": profile, "platform": profile.platform, "nranks": nranks, "env": env,
-        "flagcx": flagcx, "perf": Opts(perf), "torch": tr, "train": train,
+        "flagcx": flagcx, "perf": Opts(perf), "torch": Opts(tr.model_dump()),
+        "train": Opts(train.model_dump()),
         "print_buffer": bool(perf.get("print_buffer", True)),
         "references": profile.references, "platform_key": profile.name,
         "known_failures": list(ut.known_failures),
