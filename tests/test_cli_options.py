@@ -10,10 +10,11 @@ from typer.main import get_command
 
 from containerctl.cli import app as cli_app
 from containerctl.cli import fast
+from containerctl.cli import lifecycle as cli_lifecycle
 from containerctl.cli import stages as cli_stages
 from containerctl.cli.options import COMMANDS, EXEC_STAGE, Opt, typer_command
 
-BODIES = {"up": (cli_app, "up_cmd"), "exec-stage": (cli_stages, "exec_stage_cmd"),
+BODIES = {"up": (cli_lifecycle, "up_cmd"), "exec-stage": (cli_stages, "exec_stage_cmd"),
           "status": (cli_stages, "status_cmd")}
 
 

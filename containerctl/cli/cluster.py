@@ -12,8 +12,8 @@ HOSTS_HELP = "The hosts inventory (YAML; see examples/hosts-*.yaml)."
 def _load(hosts: str):
     from ..cluster import Cluster
     from ..cluster.inventory import load_inventory
-    from .app import _console
-    err = _console(stderr=True)
+    from .common import console
+    err = console(stderr=True)
     inv = load_inventory(hosts)
     return Cluster(inv, say=lambda m: err.print(m, markup=False, highlight=False),
                    warn=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"),
@@ -49,8 +49,8 @@ def _options(coll, begin, end, iters, warmup, timeout, source) -> dict:
 
 
 def _echo(quiet: bool):
-    from .stages import _echo_factory
-    return _echo_factory(quiet)
+    from .stages import echo_factory
+    return echo_factory(quiet)
 
 
 def _print_hetero(run_id: str, rec: dict) -> int:
@@ -121,11 +121,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps([asdict(r) for r in rows], indent=1))
             return
         from rich.table import Table
-        from .app import _console
+        from .common import console
         t = Table("host", "container", "status", "address", "profile", "docker", box=None)
         for r in rows:
             t.add_row(r.host, r.container, r.status, r.address, r.profile, r.docker)
-        _console().print(t)
+        console().print(t)
 
     @cluster_app.command("run")
     def run(hosts: str = HostsOpt,

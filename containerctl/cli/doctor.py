@@ -36,13 +36,13 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1 if failed else 0)
         from rich.table import Table
         from rich.markup import escape
-        from .app import _console
+        from .common import console
         t = Table("check", "status", "detail", "fix", box=None,
                   title=f"containerctl doctor{' --profile ' + p.name if p else ''}")
         for f in findings:
             c = _COLOURS.get(f.status, "white")
             t.add_row(f.name, f"[{c}]{f.status}[/{c}]", escape(f.detail), escape(f.fix or ""))
-        con = _console()
+        con = console()
         con.print(t)
         n = {s: sum(1 for f in findings if f.status == s) for s in ("pass", "warn", "fail")}
         con.print(f"{n['pass']} passed, {n['warn']} warnings, {n['fail']} failed")

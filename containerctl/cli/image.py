@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
 
         names = images.block_names()
         if block and block not in names:
-            raise ImageError(f"no block '{block}'", images._suggest(block, names))
+            raise ImageError(f"no block '{block}'", images.suggest(block, names))
         console = Console()
         for n in [block] if block else names:
             d = images.block_def(n)

@@ -40,12 +40,6 @@ def _write(output: str, text: str) -> None:
     typer.echo(f"wrote {p}", err=True)
 
 
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
 def _show_tables(rep, runs, coll) -> None:
     """Tables on stdout: rich on a terminal (light rules, cells folded, never `…`), aligned
     plain columns anywhere else. Two runs also get the comparison with deltas per size."""
@@ -58,7 +52,8 @@ def _show_tables(rep, runs, coll) -> None:
         return
     from rich.text import Text
 
-    con = _console()
+    from .common import console
+    con = console()
     for run in runs:
         con.print(Text(printable(rep.run_heading(run)), style="bold"))
         for sec in rep.run_sections(run, coll):

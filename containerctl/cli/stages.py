@@ -13,7 +13,7 @@ from typing import List, Optional
 from ..bounds import MAX_TIMEOUT_S
 
 
-def _echo_factory(quiet: bool, verbose: bool = False):
+def echo_factory(quiet: bool, verbose: bool = False):
     """A bare echo(stage, line) for callers without a view (cluster): protocol lines and bash
     traces stay in the stage log unless verbose."""
     import sys
