@@ -173,3 +173,37 @@ def test_a_line_is_plain_data():
     line = Line(("a", "b"), 1, "-x", ("N",))
     assert line.expand({"N": "1"}) == ["a", "-x", "N", "b"]
     assert line.expand({}) == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the facts on the real engine: what deps writes is what the container has, and the line built
+# from it starts ranks there
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_deps_writes_the_containers_facts_and_the_line_runs(engine, selftest_image, run_cli,
+                                                            unique_name):
+    from containerctl.launch import read_facts
+    from containerctl.profiles import load_profile
+    from containerctl.stages.runner import make_context
+    r = run_cli("run", "--profile", "cpu-selftest", "--name", unique_name, "--only", "deps", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ctx = make_context(load_profile("cpu-selftest", site=False), {"nranks": 2})
+    facts = read_facts(engine, unique_name, ctx["env"]["CCTL_DIR"])
+    assert facts is not None
+    # each fact against the container itself, asked independently
+    sh = lambda c: engine.exec_capture(unique_name, ["bash", "-c", c])   # noqa: E731
+    assert facts.has_ssh is (sh("command -v ssh")[0] == 0)
+    code, version = sh(f"{facts.mpirun} --version")
+    ompi = "Open MPI" in version or "OpenRTE" in version     # OpenMPI 4's mpirun says OpenRTE
+    assert code == 0 and facts.flavour == ("openmpi" if ompi else "mpich")
+    cctl = ctx["env"]["CCTL_DIR"]
+    assert facts.has_openib_btl is (sh(f'. {cctl}/mpi.env && ls "$MPI_HOME"/lib*/openmpi/'
+                                       'mca_btl_openib.so')[0] == 0)
+    assert read_facts(engine, unique_name, "/nonexistent") is None
+    # the line Python builds from those facts starts 2 ranks in the container
+    line = local_line(LocalLaunch(facts, 2, ("CCTL_T",)))
+    argv = line.expand({"CCTL_T": "x"}) + ["bash", "-c", 'echo "rank ${OMPI_COMM_WORLD_RANK:-${PMI_RANK}} $CCTL_T"']
+    code, out = engine.exec_capture(unique_name, argv, env={"CCTL_T": "x"})
+    assert code == 0, out
+    assert sorted(ln for ln in out.splitlines() if ln.startswith("rank ")) == ["rank 0 x", "rank 1 x"]
