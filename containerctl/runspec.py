@@ -14,6 +14,7 @@ from . import __version__
 from .errors import HostError
 from .names import check_name
 from .profiles import Profile, host_mount_warnings, parse_ulimit
+from .profiles.devices import visible_devices_env
 from .sizes import parse_size
 
 from . import labels as L
@@ -186,8 +187,8 @@ def build_spec(profile: Profile, image_ref: str, name: str | None = None,
 
     env = dict(c.env)
     fx = profile.flagcx
-    if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):
-        env.setdefault(fx.visible_devices_env, fx.visible_devices)
+    for k, v in visible_devices_env(fx).items():   # auto: counted when a stage runs
+        env.setdefault(k, v)
     env.update({k: v for k, v in fx.env.items() if k not in env})
     for k, v in env.items():
         args += ["-e", f"{k}={v}"]

@@ -48,7 +48,9 @@ def test_every_name_resolves_and_the_package_alone_loads_no_pydantic():
 def test_the_remembered_profile_cache_hashes_every_module_of_the_package():
     from containerctl import validated
     pkg = ROOT / "containerctl" / "profiles"
-    mods = {f"profiles/{f.name}" for f in pkg.glob("*.py")}
+    # devices.py decides nothing a validation returns (the runner calls it at run time)
+    mods = {f"profiles/{f.name}" for f in pkg.glob("*.py") if f.name != "devices.py"}
+    assert {"profiles/model.py", "profiles/loader.py", "profiles/__init__.py"} <= mods
     assert mods and mods <= set(validated._CODE), mods - set(validated._CODE)
 
 
@@ -192,3 +194,45 @@ def test_train_defaults_are_the_drivers_own():
             assert got == want, key
         checked += 1
     assert checked >= 18, checked
+
+
+# ---------------------------------------------------------------------------------------------
+# the visible-devices variable: one decision (profiles/devices.py) for the container and a stage
+
+def test_visible_devices_one_decision():
+    from types import SimpleNamespace as NS
+
+    from containerctl.profiles.devices import visible_devices, visible_devices_env
+    fx = NS(visible_devices_env="XPU_VISIBLE_DEVICES", visible_devices="auto")
+    assert visible_devices(fx) is None and visible_devices_env(fx) == {}   # the container
+    assert visible_devices_env(fx, 3) == {"XPU_VISIBLE_DEVICES": "0,1,2"}   # a stage of 3 ranks
+    assert visible_devices(fx, 2, {"visible_devices": "4,5"}) == "4,5"     # a variant's plan
+    fixed = NS(visible_devices_env="CUDA_VISIBLE_DEVICES", visible_devices="0,1")
+    assert visible_devices_env(fixed) == visible_devices_env(fixed, 8) == {
+        "CUDA_VISIBLE_DEVICES": "0,1"}
+    nameless = NS(visible_devices_env=None, visible_devices="0,1")
+    assert visible_devices(nameless, 2) == "0,1" and visible_devices_env(nameless, 2) == {}
+
+
+@pytest.mark.parametrize("visible", ["0,1", "auto"])
+def test_container_and_stage_see_the_same_devices(visible):
+    from containerctl.runspec import build_spec
+    p = P.load_profile("kunlunxin-p800", [f"flagcx.visible_devices={visible}", "flagcx.nranks=2"],
+                       site=False)
+    var = p.flagcx.visible_devices_env
+    assert var == "XPU_VISIBLE_DEVICES"
+    spec_env = build_spec(p, "img:tag", check_devices=False).env
+    stage_env = make_context(p, {})["env"]
+    assert stage_env[var] == "0,1"
+    if visible == "auto":
+        assert var not in spec_env          # counted when a stage runs, never the word "auto"
+    else:
+        assert spec_env[var] == "0,1"
+
+
+def test_runspec_and_runner_do_not_decide_visible_devices_themselves():
+    for rel in ("containerctl/runspec.py", "containerctl/stages/runner.py"):
+        text = (ROOT / rel).read_text()
+        assert "visible_devices_env(" in text, rel
+        assert "fx.visible_devices_env and" not in text, f"{rel} decides again"
+        assert "fx.visible_devices not in" not in text, f"{rel} decides again"

@@ -5,6 +5,8 @@
                 their validators and defaults, and the checks the CLI shares with them
     loader.py   the search path, YAML with line numbers, extends, the site overlay, --set,
                 load_profile and the file:line error messages
+    devices.py  the visible-devices variable and its value, for the container (runspec) and a
+                stage (runner.make_context); no pydantic
 
 Every name of those modules is reachable from here as it was from the single profiles.py
 (`from containerctl.profiles import load_profile, Profile, _format_validation`), imported on
@@ -14,18 +16,21 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("model", "loader")   # searched in this order
+_MODULES = ("devices", "model", "loader")   # searched in this order (devices: no pydantic)
 
 __all__ = [
     # model
     "ContainerOpts", "FlagCXOpts", "LimitsOpts", "PerfOpts", "Profile", "StageOpts",
-    "UnittestOpts", "ULIMIT_NAMES", "MAX_FACTOR", "MAX_ITERS", "MAX_PERF_BYTES", "MAX_TIMEOUT_S",
+    "TorchOpts", "TrainOpts", "UnittestOpts", "ULIMIT_NAMES", "MAX_FACTOR", "MAX_ITERS",
+    "MAX_PERF_BYTES", "MAX_TIMEOUT_S",
     "check_env_keys", "check_image_ref", "check_perf_range", "check_perf_size", "check_timeout",
     "flagcx_dir_problem", "host_mount_warnings", "json_schema", "parse_size", "parse_ulimit",
     # loader
     "MAX_EXTENDS", "all_profile_names", "apply_sets", "deep_merge", "find_profile_file",
     "input_files", "list_profiles", "load_profile", "parse_set", "profile_yaml", "read_yaml",
     "search_dirs", "site_overlay_file", "validate_file",
+    # devices
+    "visible_devices", "visible_devices_env",
 ]
 
 

@@ -24,6 +24,7 @@ from . import checks as C
 from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
 from ..flagcx.interface import WORD_RE
 from ..flagscale import driver_args as flagscale_driver_args
+from ..profiles.devices import visible_devices, visible_devices_env   # no pydantic
 from .defs import DEFS_DIR, SHELL_NAME, Opts, applies, load_defs, render
 
 if TYPE_CHECKING:   # annotations only: these are pydantic models (validated.Frozen stand in)
@@ -173,12 +174,10 @@ def make_context(profile: Profile, options: dict | None = None,
     plan = options.get("device_plan") or {}     # flagcx/variants.device_plan: auto resolved
     nranks = int(options.get("nranks") or plan.get("nranks") or
                  (fx.nranks if fx.nranks != "auto" else 1))
-    visible = plan.get("visible_devices", fx.visible_devices)
-    if visible == "auto":
-        visible = ",".join(str(i) for i in range(nranks))
+    visible = visible_devices(fx, nranks, plan)   # auto: 0..nranks-1
     stage_env = dict(fx.env)
-    if fx.visible_devices_env and visible is not None:
-        stage_env.setdefault(fx.visible_devices_env, visible)
+    for k, v in visible_devices_env(fx, nranks, plan).items():
+        stage_env.setdefault(k, v)
     export = list(dict.fromkeys(ALWAYS_EXPORT + list(profile.container.env) + list(stage_env)))
     for k in list(stage_env) + export:
         if not SHELL_NAME.match(k):
