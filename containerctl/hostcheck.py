@@ -18,6 +18,7 @@ from . import paths
 from .engine import Engine, explain_refusal, host_is_local
 from .errors import HostError
 from .runspec import ContainerSpec
+from .upcache import load_checked
 
 
 @dataclass
@@ -76,7 +77,6 @@ def _engine_key(engine: Engine) -> str:
 
 def probe(engine: Engine, image: str, option: str, host_config: dict, fresh: bool = False
           ) -> tuple[bool, str]:
-    from .upcache import load_checked
     key = f"{_engine_key(engine)}|{option}"
     f = _cache_file()
     cache = load_checked(f, lambda e: isinstance(e, dict) and isinstance(e.get("ok"), bool)

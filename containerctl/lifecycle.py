@@ -16,23 +16,29 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import labels as L
-from . import paths
+from . import paths, upcache
 from .engine import ContainerInfo, Engine
-from .errors import EngineError, HostError, NotFound, UsageError
+from .errors import ContainerctlError, EngineError, HostError, NotFound, UsageError
 from .names import check_name
 
 if TYPE_CHECKING:
     from .profiles import Profile
     from .runspec import ContainerSpec
 
-# profiles (pydantic), runspec and hostcheck are imported where they are used: `status` and
-# `exec-stage` go through resolve_target / require_running and need none of them
+# start-up: images and profiles (pydantic, yaml), runspec and hostcheck (they import profiles),
+# stages.locks (uuid, 3 ms) and stages.runner are imported where they are used: a no-op `up`,
+# `status` and `exec-stage` go through the upcache / resolve_target / require_running and need
+# none of them
 
 
 @dataclass
@@ -60,7 +66,7 @@ def name_lock(name: str) -> Iterator[None]:
 def is_image_spec(name: str) -> bool:
     """A profile's `image:` names a spec in images/ (built by containerctl), or is a literal
     reference of an image already on the host."""
-    from . import images
+    from . import images   # start-up: images imports pydantic and yaml
     if "/" in name or ":" in name:
         return False
     return any((Path(d) / f"{name}{ext}").is_file()
@@ -69,7 +75,7 @@ def is_image_spec(name: str) -> bool:
 
 def _image_files() -> list[str]:
     """The files an image spec's tag is computed from (specs and block templates)."""
-    from . import images
+    from . import images   # start-up: images imports pydantic and yaml
     out: list[str] = []
     for d in list(images.image_dirs()) + list(images.template_dirs()):
         out.append(str(d))
@@ -82,7 +88,7 @@ def _base_ref(profile: Profile) -> str | None:
     """The base image a spec builds on, when its tag may be remembered: not when the profile
     overrides the base, nor when a block takes files from outside the spec and templates (a
     FlagCX checkout moves on without any of those files changing)."""
-    from . import images
+    from . import images   # start-up: images imports pydantic and yaml
     if any(str(k).startswith("base") for k in profile.image_args):
         return None
     spec = images.load_image(profile.image)
@@ -101,7 +107,7 @@ def resolve_image(engine: Engine | None, profile: Profile, build: bool = True,
                             "and no registry is used", "`docker load` it or build it, or set "
                             "`image:` to a built-in image from `containerctl image list`")
         return profile.image
-    from . import images, upcache
+    from . import images   # start-up: images imports pydantic and yaml
     base_ref = _base_ref(profile) if engine is not None else None
     base_id = engine.image_id(base_ref) if base_ref else None
     if base_id:   # the tag is known without rendering when no input changed since last time
@@ -123,7 +129,7 @@ def resolve_image(engine: Engine | None, profile: Profile, build: bool = True,
 def plan(profile: Profile, name: str | None = None, engine: Engine | None = None,
          build: bool = False, on_line=None, check_devices: bool = True,
          sets: list[str] | None = None) -> ContainerSpec:
-    from .runspec import build_spec
+    from .runspec import build_spec   # start-up: runspec imports profiles (pydantic)
     image = resolve_image(engine, profile, build=build, on_line=on_line)
     return build_spec(profile, image, name=name, check_devices=check_devices, sets=sets)
 
@@ -134,8 +140,8 @@ def up(engine: Engine, profile: Profile, name: str | None = None, force_recreate
     """Converge the container. `extra_labels` (e.g. a cluster's) must match too, or it is
     recreated with them. `sets` (the --set overrides the profile was loaded with) are kept in a
     label of a container this call creates (not compared: they are in the profile already)."""
-    from .hostcheck import check_spec, raise_first
-    from .runspec import build_spec, default_name
+    from .hostcheck import check_spec, raise_first   # start-up: hostcheck imports runspec (pydantic)
+    from .runspec import build_spec, default_name   # start-up: runspec imports profiles (pydantic)
     name = check_name(name, "container name (--name)") if name is not None else \
         check_name(default_name(profile), f"container name from profile {profile.name}")
     status = on_status or (lambda _m: None)
@@ -200,7 +206,6 @@ def _converged(engine: Engine, name: str, spec: ContainerSpec, extra: dict[str, 
                status: Callable[[str], None]) -> UpResult:
     """Our create lost the race for the name: the winner's container is left alone. Same
     configuration: converged (exit 0), once the winner started it; else refused (exit 2)."""
-    import time
     t0 = time.monotonic()
     while True:
         c = engine.find(name)
@@ -243,7 +248,7 @@ def check_workspace_volume(engine: Engine, vol: str, name: str,
                      f"elsewhere and remove it yourself (`docker volume rm {vol}`)")
 
 
-def _own_volume(engine: Engine, vol: str, name: str, c: ContainerInfo | None) -> bool | None:
+def own_volume(engine: Engine, vol: str, name: str, c: ContainerInfo | None) -> bool | None:
     """Whether `down --volumes` may delete `vol`: None when it does not exist."""
     labels = engine.volume_labels(vol)
     if labels is None:
@@ -253,10 +258,13 @@ def _own_volume(engine: Engine, vol: str, name: str, c: ContainerInfo | None) ->
     return c is not None and c.labels.get(L.WORKSPACE_VOLUME) == vol   # an older containerctl's
 
 
+_own_volume = own_volume   # the old name, for cluster/__init__.py until it calls own_volume
+
+
 def refuse_busy(engine: Engine, name: str, doing: str) -> None:
     """UsageError (exit 2) naming who runs a stage in `name` (from the lock held inside the
     container: any home, any machine) — before `doing` would kill it."""
-    from .stages.locks import busy_holder
+    from .stages.locks import busy_holder   # start-up: uuid, 3 ms on no-op up and status
     holder = busy_holder(engine, name)
     if holder:
         raise UsageError(f"container {name} is busy: {holder}; {doing} would kill it, so "
@@ -267,8 +275,7 @@ def refuse_busy(engine: Engine, name: str, doing: str) -> None:
 
 def remember(profile_arg: str, name: str | None, sets, profile: Profile, res: UpResult) -> None:
     """Record what this `up` was resolved from, for the no-op fast path (upcache)."""
-    from . import upcache
-    from .profiles import input_files
+    from .profiles import input_files   # start-up: pydantic
     files = input_files(profile_arg)
     globs = [d.split(":")[0] for d in profile.container.devices
              if any(ch in d.split(":")[0] for ch in "*?[")]
@@ -291,9 +298,9 @@ def down(engine: Engine, name: str, volumes: bool = False) -> list[str]:
         if volumes:
             # the container may have gone earlier (`down` without --volumes): its workspace
             # volume can still be asked for, by the name containerctl gave it
-            from .runspec import workspace_volume_name
+            from .runspec import workspace_volume_name   # start-up: runspec imports profiles (pydantic)
             vol = vol or workspace_volume_name(name)
-            own = _own_volume(engine, vol, name, c)
+            own = own_volume(engine, vol, name, c)
             if own is False:       # refused before anything is removed
                 raise UsageError(f"volume {vol} was not made by containerctl for {name}; "
                                  "containerctl never deletes it" +
@@ -324,8 +331,8 @@ def resolve_target(engine: Engine, name: str | None = None, profile: str | None 
         require_managed(engine, check_name(name, "container name (--name)"))
         return name
     if profile:
-        from .profiles import load_profile
-        from .runspec import default_name
+        from .profiles import load_profile   # start-up: pydantic
+        from .runspec import default_name   # start-up: runspec imports profiles (pydantic)
         target = default_name(load_profile(profile))
         require_managed(engine, check_name(target, f"container name from profile {profile}"))
         return target
@@ -395,7 +402,6 @@ class Prefetch:
     process for it), so `exec-stage` starts it first and waits for it only when it needs it."""
 
     def __init__(self, engine: Engine, name: str):
-        import threading
         self.name = name
         self._box: dict = {}
         self._t = threading.Thread(target=self._read, args=(engine,), daemon=True)
@@ -417,7 +423,6 @@ class Prefetch:
 def kept_settings(engine: Engine, c: ContainerInfo, prefetch: Prefetch | None = None) -> Kept:
     """The container's settings: its last `run`'s (LAST_RUN_FILE, gone with a recreate) or,
     without one, those it was created with (labels). One engine round trip, no exec."""
-    import json
     try:
         raw = prefetch.result() if prefetch is not None and prefetch.name in (c.name, c.id) \
             else engine.read_file(c.id, LAST_RUN_FILE)
@@ -499,9 +504,7 @@ def settings_profile(engine: Engine, c: ContainerInfo, profile_arg: str | None,
 def record_last_run(engine: Engine, container: str, profile: Profile, sets: list[str],
                     run_id: str) -> None:
     """Write LAST_RUN_FILE in the container (atomically: a rename inside it)."""
-    import json
-    import socket
-    from .stages.runner import now
+    from .stages.runner import now   # start-up: the runner and all it imports
     data = json.dumps({"schema": "containerctl.last-run/1", "profile": profile.name,
                        "profile_file": profile.source_file, "sets": list(sets),
                        "run_id": run_id, "at": now(), "host": socket.gethostname(),
@@ -529,8 +532,8 @@ def run_settings(engine: Engine, profile_arg: str | None, name: str | None,
                  sets: list[str] | None, say: Callable[[str], None]) -> tuple[Profile, list[str]]:
     """`run`'s profile and --set list: those given, on top of the settings its container (when
     it exists) was last run or brought up with (settings_profile)."""
-    from .profiles import load_profile
-    from .runspec import default_name
+    from .profiles import load_profile   # start-up: pydantic
+    from .runspec import default_name   # start-up: runspec imports profiles (pydantic)
     if name is None:
         p0 = load_profile(profile_arg or "cpu-selftest", sets)
         target = check_name(default_name(p0), f"container name from profile {p0.name}")
@@ -549,8 +552,7 @@ def would_recreate(engine: Engine, profile: Profile, name: str | None,
     """The running container `up` would recreate (its config hash known to differ from the
     profile's), else None — so that a command can ask what would refuse it after the recreate
     before the recreate. None when that cannot be known without building an image."""
-    from .errors import ContainerctlError
-    from .runspec import default_name
+    from .runspec import default_name   # start-up: runspec imports profiles (pydantic)
     try:
         target = check_name(name, "container name") if name is not None else \
             check_name(default_name(profile), "container name")

@@ -18,6 +18,8 @@ import os
 from collections import deque
 from pathlib import Path
 
+from .errors import HostError
+
 MAX_LINE = 64 * 1024       # bytes of one line held for the screen before it is shown in pieces
 
 
@@ -171,7 +173,6 @@ class LogFile:
 def log_error(path: Path, exc: OSError):
     """The one-line cause and fix of a stage log that could not be written (exit 1: a run had
     started; its run.json says `error` with this cause)."""
-    from .errors import HostError
     return HostError(f"cannot write the stage log {path}: {exc.strerror or exc}",
                      f"free space there (df -h {path.parent}) or set CONTAINERCTL_HOME to a disk "
                      "with room, then run the stage again", exit_code=1)

@@ -8,6 +8,9 @@ import stat
 import threading
 from pathlib import Path
 
+from .errors import HostError
+from .names import safe_filename
+
 _PKG = Path(__file__).resolve().parent
 
 
@@ -44,7 +47,6 @@ def ensure(p: Path) -> Path:
 
 
 def _unwritable(p: Path, exc: OSError):
-    from .errors import HostError
     return HostError(f"cannot write containerctl's state/results directory {p}: "
                      f"{exc.strerror or exc}", "fix its permissions, or set CONTAINERCTL_HOME "
                      "to a writable directory (nothing was started)")
@@ -86,7 +88,6 @@ def regular_or_absent(p: Path, what: str = "file") -> Path:
     except OSError as exc:
         raise _unwritable(p, exc) from None
     if not stat.S_ISREG(st.st_mode):
-        from .errors import HostError
         raise HostError(f"containerctl's {what} {p} is {_kind(st.st_mode)}, not a file",
                         "move it out of the way (containerctl never removes it), or set "
                         "CONTAINERCTL_HOME to another directory")
@@ -94,7 +95,6 @@ def regular_or_absent(p: Path, what: str = "file") -> Path:
 
 
 def _full(p: Path, exc: OSError):
-    from .errors import HostError
     return HostError(f"cannot write {p}: {exc.strerror or exc} (the disk holding "
                      f"containerctl's home is full)", f"free space there (df -h {p.parent}) or "
                      "set CONTAINERCTL_HOME to a disk with room")
@@ -152,7 +152,6 @@ def _overwrite_in_place(path: Path, data: bytes) -> bool:
 def lock_file(name: str) -> Path:
     """The lock file that serialises lifecycle operations on container `name`; always inside
     <home>/locks, whatever the name holds; never a directory or a FIFO (HostError)."""
-    from .names import safe_filename
     return regular_or_absent(ensure(home() / "locks") / f"{safe_filename(name)}.lock",
                              "lock file")
 
@@ -160,6 +159,5 @@ def lock_file(name: str) -> Path:
 def state_file(container: str) -> Path:
     """The stage-state file of container `container`; always inside <home>/state; never a
     directory or a FIFO (HostError)."""
-    from .names import safe_filename
     return regular_or_absent(home() / "state" / f"{safe_filename(container)}.json",
                              "state file")

@@ -127,7 +127,7 @@ def _series_title(run: dict[str, Any], s: dict[str, Any]) -> str:
 
 
 def table_renderables(runs: list[dict[str, Any]], coll: str | None = None) -> list[Any]:
-    from rich.table import Table
+    from rich.table import Table   # start-up: rich (~40 ms), only for a terminal
     from rich.text import Text
 
     out: list[Any] = []
@@ -177,7 +177,7 @@ def table_renderables(runs: list[dict[str, Any]], coll: str | None = None) -> li
 
 def render_table(runs: list[dict[str, Any]], coll: str | None = None, width: int = 140) -> str:
     """The tables as plain text (what `report` prints, without colour)."""
-    from rich.console import Console
+    from rich.console import Console   # start-up: rich (~40 ms), only for a terminal
 
     con = Console(file=io.StringIO(), width=width, record=True, color_system=None, highlight=False)
     for r in table_renderables(runs, coll):
@@ -293,7 +293,7 @@ def render_plain(runs: list[dict[str, Any]], coll: str | None = None, *, extra: 
 
 def rich_table(sec: dict[str, Any]):
     """One section as a rich Table for a terminal: light rules, cells folded (never `…`)."""
-    from rich import box
+    from rich import box   # start-up: rich (~40 ms), only for a terminal
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -375,7 +375,7 @@ def _x(s: Any) -> str:
 def render_junit(runs: list[dict[str, Any]]) -> str:
     """One <testsuite> per run; a <testcase> per stage (failure for failed/timeout/interrupted,
     skipped for skipped) and per check (failure for ok=false, skipped for ok=null)."""
-    import xml.etree.ElementTree as ET
+    import xml.etree.ElementTree as ET   # start-up: 2 ms, only for junit
 
     root = ET.Element("testsuites", name="containerctl")
     tot = {"tests": 0, "failures": 0, "skipped": 0}
@@ -474,7 +474,7 @@ def plot_series(runs: list[dict[str, Any]], coll: str | None = None) -> list[dic
 
 def busbw_figure(runs: list[dict[str, Any]], coll: str | None = None):
     """A matplotlib Figure (Agg canvas): busbw vs size, log2 x axis labelled 128K…4G."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg   # start-up: matplotlib, only when a plot is drawn
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
 
@@ -615,7 +615,7 @@ def render_html(runs: list[dict[str, Any]], coll: str | None = None, *, plot: bo
                              f"<td class=n>{'—' if rec.get('exit_code') is None else _h(rec['exit_code'])}</td>"
                              f"<td>{_h(rec.get('message'))}</td><td>{_h(rec.get('log'))}</td></tr>")
             parts.append("</table>")
-        from .results.train import html_section as _train_html   # the loss curve (inline SVG)
+        from .results.train import html_section as _train_html   # start-up: 3 ms (statistics), html only
         parts.append(_train_html(run, _h))
         for s in perf_series(run, coll, all_sweeps=True):
             parts.append(f"<h3>{_h(_series_title(run, s))}</h3><table><tr><th>size</th><th>time (s)</th>"

@@ -9,6 +9,7 @@ import glob
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from . import __version__, paths
@@ -45,7 +46,6 @@ def _file() -> Path:
 
 
 def _warn(msg: str) -> None:
-    import sys
     sys.stderr.write(f"warning: {msg}\n")
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from . import __version__, paths
+from .upcache import load_checked
 
 SCHEMA = 2     # 2: dict[str, Model] fields ({'*': submodels})
 MAX_ENTRIES = 50
@@ -91,9 +93,7 @@ def submodels(cls) -> dict | None:
     """{field: its submodels} for the fields of pydantic model `cls` that hold a model (or
     Optional of one), {field: {"*": submodels}} for a dict[str, Model]; None when a model sits
     elsewhere in an annotation (a list of models…), which Frozen does not stand in for."""
-    from typing import Union
-
-    from pydantic import BaseModel
+    from pydantic import BaseModel   # start-up: only when a model is validated (the point of this file)
 
     def is_model(t) -> bool:
         return isinstance(t, type) and issubclass(t, BaseModel)
@@ -142,7 +142,6 @@ def _code_id() -> list:
         except OSError:
             out.append([rel, None])
     try:
-        import importlib.util
         spec = importlib.util.find_spec("pydantic")
         origin = spec.origin if spec else None
         st = os.stat(Path(origin).parent / "version.py") if origin else None
@@ -164,7 +163,6 @@ def _entry_ok(e) -> bool:
 
 
 def _load(warn: bool = False) -> dict:
-    from .upcache import load_checked
     return load_checked(_file(), _entry_ok, warn)
 
 
@@ -221,7 +219,7 @@ def load_profile(name: str, sets: list[str] | None = None):
     r = _lookup(key)
     if _profile_ok(r):
         return _frozen_profile(r)
-    from . import profiles
+    from . import profiles   # start-up: pydantic, which a remembered profile does without
     try:
         hashes = _hashes([os.path.abspath(f) for f in profiles.input_files(name)])
     except Exception:

@@ -190,7 +190,7 @@ def _fail(msg: str):
 
 
 def _jinja_env():
-    import jinja2
+    import jinja2   # start-up: tens of ms, only when a Dockerfile is rendered
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs() if d.is_dir()]),
@@ -211,7 +211,7 @@ def _env_value(value: Any) -> str:
 
 
 def _template_error(exc: BaseException, plan_: Plan, block: PlannedBlock | None) -> ImageError:
-    import jinja2
+    import jinja2   # start-up: tens of ms, only when a Dockerfile is rendered
 
     where = None
     if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
@@ -242,7 +242,7 @@ def _template_error(exc: BaseException, plan_: Plan, block: PlannedBlock | None)
 
 
 def _render_plan(p: Plan) -> str:
-    import jinja2
+    import jinja2   # start-up: tens of ms, only when a Dockerfile is rendered
 
     env = _jinja_env()
     common = {"pkg": p.base.pkg, "image": p.spec.name, "base_ref": p.base_ref}

@@ -13,7 +13,6 @@ from ..results import store
 from ..sizes import human_size
 from ..tabular import columns, fmt_bw
 from ..textsafe import SafeStream, printable
-from .failure import failure_blocks
 from .model import RunModel
 
 STATUS_WORD = {"passed": "passed", "failed": "FAILED", "timeout": "TIMED OUT",
@@ -91,8 +90,10 @@ class View:
         return exit_code(outcomes)
 
     def summary(self, run_id: str, outcomes: list[Any]) -> None:
-        # start-up: report (and html, base64) is ~3 ms that an exec-stage -q never uses
+        # start-up: report (html, base64) and failure (logerrors' patterns) are 3 ms each that
+        # an exec-stage -q whose stages pass never uses
         from ..report import load_runs, render_plain
+        from .failure import failure_blocks
         run = load_runs([run_id])[0]
         self.out.write("\n" + render_plain([run]))
         for title, lines in failure_blocks(run):
@@ -174,6 +175,7 @@ class QuietView(View):
         if any(oc.status in ("failed", "timeout", "interrupted") for oc in outcomes):
             # only a failed stage has a block (failure_blocks): a passed run is not read back
             from ..report import load_runs   # start-up: as in View.summary
+            from .failure import failure_blocks
             try:
                 run = load_runs([run_id])[0]
             except Exception:

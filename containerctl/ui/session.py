@@ -28,7 +28,7 @@ def make_view(quiet: bool = False, verbose: bool = False, title: str = "", out=N
     if verbose:
         return VerboseView(model, out)
     if interactive(out or sys.stdout):
-        from .live import LiveView     # start-up: rich (~30 ms), only for a terminal
+        from .live import LiveView     # start-up: rich (~40 ms), only for a terminal
         return LiveView(model, title=title)
     return PlainView(model, out)
 
