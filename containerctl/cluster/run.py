@@ -252,6 +252,7 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     argv, every rank's own output file gathered from every host). Returns (run id, record)."""
     from ..results import store
     from ..stages.defs import get_def
+    from ..results.model import Status
     from ..results.verdict import run_status
     from ..stages.runner import Pipeline, StageOutcome, StagePlug, as_lines, now
     options = dict(options or {})
@@ -269,17 +270,20 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     profiles = list(dict.fromkeys(h.profile.name for h in hosts))
     platforms = list(dict.fromkeys(h.profile.platform for h in hosts))
     run_id = store.new_run_id(f"{cl.name}-hetero")
-    meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": "+".join(profiles),
-            "platform": "+".join(platforms), "container": ",".join(h.container for h in hosts),
-            "started": now(), "finished": None, "status": "running", "stages": ["hetero"],
-            "cluster": cl.name, "hosts": [h.name for h in hosts]}
+    meta = store.run_record(run_id, status=Status.RUNNING, profile="+".join(profiles),
+                            platform="+".join(platforms),
+                            container=",".join(h.container for h in hosts), started=now(),
+                            stages=["hetero"], cluster=cl.name, hosts=[h.name for h in hosts])
     store.write_run(meta)
     c = cl.inv.cluster
     show = len(hosts) == 1
-    crash: str | None = None
     outcomes: list = []
     rec: dict = {}
-    try:
+
+    def finish(crash: store.Crash) -> None:
+        cleanup(cl, run_id, lambda prefix, text: echo("hetero", prefix + text))
+        store.end_run(meta, Status(run_status(outcomes, ["hetero"], crash.status)), now())
+    with store.crash_status(finish):
         bt0 = time.monotonic()
 
         def build_one(h: Host):
@@ -339,14 +343,4 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
             cl.progress.timings["launch"] = round(time.monotonic() - lt0, 3)
             rec = oc.record
             outcomes = [oc]
-    except KeyboardInterrupt:
-        crash = "interrupted"
-        raise
-    except BaseException:
-        crash = "error"
-        raise
-    finally:
-        cleanup(cl, run_id, lambda prefix, text: echo("hetero", prefix + text))
-        meta.update(finished=now(), status=run_status(outcomes, ["hetero"], crash))
-        store.write_run(meta)
     return run_id, rec

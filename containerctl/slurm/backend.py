@@ -362,26 +362,37 @@ class SlurmCluster:
 
     def _run_locked(self, pipe, prof, sel, info, options, echo, t_start, lock):
         from ..results import store
+        from ..results.model import Status
         from ..results.verdict import run_status
         from ..stages.runner import now
         run_id = store.new_run_id(f"{self.name}-slurm")
         job_name = f"cctl-{self.name}-{run_id}"
-        meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": prof.name,
-                "platform": prof.platform, "container": self.s.container, "started": now(),
-                "finished": None, "status": "running", "stages": [s.name for s in sel],
-                "cluster": self.name, "scheduler": "slurm",
-                "slurm": {"submit": str(self.host), "partition": info["partition"],
-                          "nodes": self.s.nodes, "tasks_per_node": self.s.tasks_per_node,
-                          "mpi": self.s.mpi, "runtime": self.s.runtime,
-                          "accounting": info["accounting"], "job_name": job_name,
-                          "steps": []}}
+        meta = store.run_record(
+            run_id, status=Status.RUNNING, profile=prof.name, platform=prof.platform,
+            container=self.s.container, started=now(), stages=[s.name for s in sel],
+            cluster=self.name, scheduler="slurm",
+            slurm={"submit": str(self.host), "partition": info["partition"],
+                   "nodes": self.s.nodes, "tasks_per_node": self.s.tasks_per_node,
+                   "mpi": self.s.mpi, "runtime": self.s.runtime,
+                   "accounting": info["accounting"], "job_name": job_name, "steps": []})
         store.write_run(meta)
         lock.mark(run_id, str(store.run_dir(run_id)))
         outcomes: list = []
-        crash = None
         job = None
         steps: list = meta["slurm"]["steps"]
-        try:
+
+        def finish(crash: store.Crash) -> None:
+            if job is not None:
+                ok = crash.status is None and all(o.status == "passed" for o in outcomes)
+                end = self.release(job, job_name) if ok else self.cancel(job)
+                meta["slurm"]["job_state"] = end
+                meta["slurm"]["final"] = self.job(job)
+                self.say(f"slurm: job {job} {end}")
+            self.timings["submit to verdict"] = round(time.monotonic() - t_start, 3)
+            meta["slurm"]["timings"] = dict(self.timings)
+            store.end_run(meta, Status(run_status(outcomes, [s.name for s in sel], crash.status)),
+                          now(), outcomes={o.name: o.status for o in outcomes})
+        with store.crash_status(finish):
             job, jinfo = self.allocate(job_name)
             meta["slurm"].update(job=job, nodelist=jinfo.get("NodeList"))
             store.write_run(meta)
@@ -407,25 +418,6 @@ class SlurmCluster:
                     break
                 if self.job(job).get("JobState") != "RUNNING":
                     break          # the allocation is gone: nothing more can run on it
-        except KeyboardInterrupt:
-            crash = "interrupted"
-            raise
-        except BaseException:
-            crash = "error"
-            raise
-        finally:
-            if job is not None:
-                ok = crash is None and all(o.status == "passed" for o in outcomes)
-                end = self.release(job, job_name) if ok else self.cancel(job)
-                meta["slurm"]["job_state"] = end
-                meta["slurm"]["final"] = self.job(job)
-                self.say(f"slurm: job {job} {end}")
-            self.timings["submit to verdict"] = round(time.monotonic() - t_start, 3)
-            meta["slurm"]["timings"] = dict(self.timings)
-            meta.update(finished=now(), status=run_status(outcomes, [s.name for s in sel],
-                                                           crash),
-                        outcomes={o.name: o.status for o in outcomes})
-            store.write_run(meta)
         return run_id, meta, outcomes
 
     def ps(self) -> list[dict]:

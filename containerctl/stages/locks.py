@@ -348,31 +348,12 @@ class ContainerLock:
 def mark_interrupted(marker: dict, lost: str = "") -> tuple[str | None, str | None]:
     """Rewrite the run.json the marker names to `interrupted` when it is reachable from here
     and still says `running`. Returns (its path or None, the status it had)."""
-    from pathlib import Path
-
-    from .. import paths
+    from ..results import store
     res = marker.get("results")
     if not res:
         return None, None
-    f = Path(res) / "run.json"
-    try:
-        meta = json.loads(f.read_text())
-    except (OSError, ValueError):
-        return None, None
-    if not isinstance(meta, dict) or meta.get("run_id") != marker.get("run_id"):
-        return None, None
-    if meta.get("status") != "running":
-        return str(f), meta.get("status")
-    meta["status"] = "interrupted"
-    meta["finished"] = meta.get("finished") or time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
-                                                             time.gmtime())
     why = "the containerctl process running it went away (killed, or its terminal closed)"
     if lost.startswith("lost "):
         why += f"; its processes were stopped at {lost[5:]}"
-    meta["error"] = why
-    try:
-        paths.atomic_write(f, json.dumps(meta, indent=1))
-    except OSError:
-        return None, "running"
-    return str(f), "running"
+    return store.mark_interrupted(res, marker.get("run_id"), why)
 

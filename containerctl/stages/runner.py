@@ -662,17 +662,22 @@ class Pipeline:
         run_id = run_id or store.new_run_id(self.profile.name)
         if lock is not None:
             lock.mark(run_id, str(store.run_dir(run_id)))
-        meta = {"schema": "containerctl.run/1", "run_id": run_id, "profile": self.profile.name,
-                "platform": self.profile.platform, "container": self.container,
-                "started": now(), "finished": None, "status": "running",
-                "stages": [s.name for s in stages]}
+        from ..results.model import Status
+        meta = store.run_record(run_id, status=Status.RUNNING, profile=self.profile.name,
+                                platform=self.profile.platform, container=self.container,
+                                started=now(), stages=[s.name for s in stages])
         if self.device_plan:
             meta["devices"] = self.device_plan
         store.write_run(meta)
         outcomes: list[StageOutcome] = []
-        crash: str | None = None
         failed: set[str] = set()
-        try:
+
+        def finish(crash: "store.Crash") -> None:
+            if crash.error:
+                meta["error"] = crash.error
+            store.end_run(meta, Status(run_status(outcomes, [s.name for s in stages], crash.status)),
+                          now(), outcomes={o.name: o.status for o in outcomes})
+        with store.crash_status(finish):
             for sd in stages:
                 na = self.not_applicable(sd)
                 if na:
@@ -702,18 +707,6 @@ class Pipeline:
                     failed.add(sd.name)
                 elif oc.status not in ("passed", "skipped"):
                     break
-        except KeyboardInterrupt:
-            crash = "interrupted"
-            raise
-        except BaseException as exc:
-            crash = "error"
-            meta["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            meta["finished"] = now()
-            meta["status"] = run_status(outcomes, [s.name for s in stages], crash)
-            meta["outcomes"] = {o.name: o.status for o in outcomes}
-            store.write_run(meta)
         return run_id, outcomes
 
     def events(self, kind: str, stage: str, **data) -> None:
@@ -987,16 +980,13 @@ class Pipeline:
                 code: int | None, metrics=None, checks=None, repro=None, started=None,
                 previous=None, source: str = "") -> dict:
         from ..results import store
-        rec = {
-            "schema": "containerctl.stage/1", "run_id": run_id, "stage": oc.name,
-            "status": oc.status, "started": started or now(), "finished": now(),
-            "duration_s": round(duration, 3), "exit_code": code, "message": oc.message,
-            "profile": self.profile.name, "platform": self.profile.platform,
-            "container": self.container, "metrics": metrics or {}, "checks": checks or [],
-            "repro": self._repro(repro or {}, source), "log": f"logs/{oc.name}.log",
-        }
-        if previous:
-            rec["previous_run"] = previous
+        from ..results.model import Status
+        rec = store.stage_record(
+            run_id, oc.name, status=Status(oc.status), started=started or now(), finished=now(),
+            duration_s=round(duration, 3), exit_code=code, message=oc.message,
+            profile=self.profile.name, platform=self.profile.platform, container=self.container,
+            metrics=metrics, checks=checks, repro=self._repro(repro or {}, source),
+            **({"previous_run": previous} if previous else {}))
         store.write_stage(run_id, rec)
         return rec
 
