@@ -407,34 +407,7 @@ def test_docker_engine_over_ssh_endpoint(engine, selftest_image, loopback_sshd, 
 
 
 # ---------------------------------------------------------------------------------------------
-# launch lines (pure), names, isolation, bounded waits
-
-def test_mpich_mpmd_and_srun_argv():
-    from containerctl.launch import Segment, hetero_runs, mpich_mpmd, srun_mpmd
-    a = Segment("a", 2, "/f/perf_allreduce", ("-b", "1K"), "/f", {"CUDA_VISIBLE_DEVICES": "0,1"})
-    b = Segment("b", 3, "/g/test_allreduce", ("-b", "1K", "-d", "float"), "/g",
-                {"MACA_VISIBLE_DEVICES": "2", "X": "a b"}, image="reg/b:1")
-    argv = mpich_mpmd("/opt/m/bin/mpirun", "/tmp/hf", [a, b])
-    assert argv == ["/opt/m/bin/mpirun", "-f", "/tmp/hf", "-genvnone",
-                    "-n", "2", "-wdir", "/f", "-env", "CUDA_VISIBLE_DEVICES", "0,1",
-                    "/f/perf_allreduce", "-b", "1K", ":",
-                    "-n", "3", "-wdir", "/g", "-env", "MACA_VISIBLE_DEVICES", "2",
-                    "-env", "X", "a b", "/g/test_allreduce", "-b", "1K", "-d", "float"]
-    s = srun_mpmd([a, b], "pmix")
-    assert s[:2] == ["srun", "--mpi=pmix"] and s.count(":") == 1
-    second = s[s.index(":") + 1:]
-    assert second[:4] == ["--container-image=reg/b:1", "--container-workdir=/g", "--export=ALL",
-                          "env"]
-    assert "X=a b" in second and second[-4:] == ["-b", "1K", "-d", "float"]
-    runs = hetero_runs("/m/mpirun", "/hf", {"allreduce": [a, b]}, "RID")
-    assert runs[0]["coll"] == "allreduce"
-    assert runs[0]["argv"].count("CCTL_HETERO_RUN") == 2           # every segment is marked
-    assert runs[0]["command"].startswith("/m/mpirun -f /hf -genvnone -n 2 ")
-    with pytest.raises(ValueError):
-        srun_mpmd([a], "ssh")
-    with pytest.raises(ValueError):
-        mpich_mpmd("/m", "/hf", [])
-
+# names, isolation, bounded waits (the launch lines: tests/test_launch.py)
 
 def test_container_names_cannot_collide(tmp_path):
     from containerctl.cluster.inventory import container_name

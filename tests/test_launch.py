@@ -15,8 +15,9 @@ import pytest
 
 from conftest import ROOT
 
-from containerctl.launch import (Line, LocalLaunch, MpiFacts, Segment, SrunLaunch, launch_argv,
-                                 local_line, mpich_mpmd, srun_line, stage_launch_env)
+from containerctl.launch import (Line, LocalLaunch, MpiFacts, Segment, SrunLaunch, hetero_runs,
+                                 launch_argv, local_line, mpich_mpmd, srun_line, srun_mpmd,
+                                 stage_launch_env)
 from containerctl.slurm.backend import ranks_argv
 from containerctl.stages.defs import render
 from containerctl.stages.stagedef import StageDef
@@ -74,6 +75,32 @@ def test_multi_host_from_a_hostfile():
         "/opt/mpich/bin/mpirun", "-f", "/s/hostfile", "-genvnone",
         "-n", "2", "-wdir", "/f", "-env", "CUDA_VISIBLE_DEVICES", "0,1", "/f/perf_allreduce",
         "-b", "1K", ":", "-n", "1", "/g/test_allreduce"]
+
+
+def test_mpich_mpmd_and_srun_argv():
+    a = Segment("a", 2, "/f/perf_allreduce", ("-b", "1K"), "/f", {"CUDA_VISIBLE_DEVICES": "0,1"})
+    b = Segment("b", 3, "/g/test_allreduce", ("-b", "1K", "-d", "float"), "/g",
+                {"MACA_VISIBLE_DEVICES": "2", "X": "a b"}, image="reg/b:1")
+    argv = mpich_mpmd("/opt/m/bin/mpirun", "/tmp/hf", [a, b])
+    assert argv == ["/opt/m/bin/mpirun", "-f", "/tmp/hf", "-genvnone",
+                    "-n", "2", "-wdir", "/f", "-env", "CUDA_VISIBLE_DEVICES", "0,1",
+                    "/f/perf_allreduce", "-b", "1K", ":",
+                    "-n", "3", "-wdir", "/g", "-env", "MACA_VISIBLE_DEVICES", "2",
+                    "-env", "X", "a b", "/g/test_allreduce", "-b", "1K", "-d", "float"]
+    s = srun_mpmd([a, b], "pmix")
+    assert s[:2] == ["srun", "--mpi=pmix"] and s.count(":") == 1
+    second = s[s.index(":") + 1:]
+    assert second[:4] == ["--container-image=reg/b:1", "--container-workdir=/g", "--export=ALL",
+                          "env"]
+    assert "X=a b" in second and second[-4:] == ["-b", "1K", "-d", "float"]
+    runs = hetero_runs("/m/mpirun", "/hf", {"allreduce": [a, b]}, "RID")
+    assert runs[0]["coll"] == "allreduce"
+    assert runs[0]["argv"].count("CCTL_HETERO_RUN") == 2           # every segment is marked
+    assert runs[0]["command"].startswith("/m/mpirun -f /hf -genvnone -n 2 ")
+    with pytest.raises(ValueError):
+        srun_mpmd([a], "ssh")
+    with pytest.raises(ValueError):
+        mpich_mpmd("/m", "/hf", [])
 
 
 @pytest.mark.parametrize("mpi", ["pmix", "pmi2"])
