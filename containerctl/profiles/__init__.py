@@ -14,8 +14,6 @@ first use (PEP 562): importing the package alone loads neither pydantic nor yaml
 """
 from __future__ import annotations
 
-import importlib
-
 _MODULES = ("devices", "model", "loader")   # searched in this order (devices: no pydantic)
 
 __all__ = [
@@ -37,6 +35,7 @@ __all__ = [
 def __getattr__(name: str):
     if name.startswith("__"):
         raise AttributeError(name)
+    import importlib   # here: `import containerctl.profiles.devices` (the runner) needs nothing
     for m in _MODULES:
         mod = importlib.import_module(f"{__name__}.{m}")
         if name in vars(mod):
