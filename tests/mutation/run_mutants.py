@@ -39,7 +39,7 @@ UNIT_TESTS = ["tests/test_verdict.py", "tests/test_mutants_killed.py",
               "tests/test_oracle.py", "tests/test_parsers.py", "tests/test_gtest.py",
               "tests/test_flagcx_probe.py", "tests/test_quoting.py", "tests/test_h200_fixtures.py",
               "tests/test_h200_releases.py", "tests/test_store.py", "tests/test_logerrors.py",
-              "tests/test_ui_units.py", "tests/test_cluster_export.py",
+              "tests/test_ui_units.py", "tests/test_cluster_export.py", "tests/test_records.py",
               "tests/test_runner_verdicts.py::test_run_status_rules"]
 UNIT_DESELECT = "not hostile_mpi_home and not real_engine"   # the real-engine tests of test_quoting, test_verdict
 DOCKER_TESTS = ["tests/test_lifecycle.py::test_up_noop_recreate_down",
