@@ -1,7 +1,8 @@
 """The one record model: what a stage or a run can be, shared by the pipeline, the cluster's
-hetero stage (the same executor) and `results import`. Records are stored as JSON (schema
-`containerctl.stage/1` / `containerctl.run/1`); store.validate_stage / write_run check them
-against this."""
+hetero stage (the same executor), the Slurm backend and `results import`. Records are stored as
+JSON (schema `containerctl.stage/1` / `containerctl.run/1`), built only by store.stage_record /
+store.run_record (which take a `Status`, never a bare string: tests/test_records.py) and checked
+against this by store.validate_stage / write_run."""
 from __future__ import annotations
 
 from enum import Enum
