@@ -211,6 +211,19 @@ def test_lower_layers_never_import_ui_or_report(graph):
             assert graph.imports_part(low, high) == [], f"{low} imports {high}"
 
 
+CORE = {f"containerctl.{m}" for m in ("errors", "textsafe", "sizes", "bounds", "labels", "names",
+                                      "paths", "tabular", "yamlio", "engineurl", "logread")}
+
+
+def test_the_core_imports_only_the_core(graph):
+    """The vocabulary modules everything else stands on (the issue's `core/`) import nothing
+    above them: one of them importing the engine, profiles or the runner would drag it into every
+    fast path and every test."""
+    bad = sorted(f"{m} -> {b} (line {graph.where[(m, b)]})" for m in CORE
+                 for b in graph.edges[m] if b not in CORE)
+    assert bad == [], "a core module imports above the core:\n" + "\n".join(bad)
+
+
 def test_no_private_name_crosses_a_module(graph):
     found = {(m, o, n): line for m, o, n, line in graph.private}
     bad = sorted(f"{m}:{line} uses {o}.{n}" for (m, o, n), line in found.items()
