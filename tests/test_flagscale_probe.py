@@ -339,3 +339,70 @@ def test_real_flagscale_package_driven_on_a_host_without_cuda():
     assert c["train job"]["detail"].endswith("AssertionError: Megatron requires CUDA.")
     assert c["train stop"]["ok"] is True
     assert c["train backend flagcx"]["ok"] is False
+
+
+# --- the real run: flag-scale 0.8.0 (Megatron-LM core 0.15.0rc5, third_party) on one NVIDIA H200,
+# FlagCX v0.13.0 + its torch plugin, driven by tests/fixtures/h100/train-device.sh (2026-12-06)
+REAL = Path(__file__).parent / "fixtures" / "h200" / "train"
+
+
+def _real(backend: str) -> str:
+    return (REAL / f"flagscale-0.8.0-train-{backend}.log").read_text()
+
+
+@pytest.mark.parametrize("backend", ["flagcx", "nccl"])
+def test_real_h200_run_passes_on_its_evidence(backend):
+    m, checks, extra = judge(_real(backend), {"backend": backend, "iterations": 30})
+    c = {x["name"]: x for x in checks}
+    judged = [x for x in checks if x["ok"] is not None]
+    assert judged and all(x["ok"] for x in judged), checks
+    assert len(m["iterations"]) == 30 and m["outcome"] == "reached"
+    assert (m["first_loss"], m["last_loss"]) == (8.403988, 5.166717)
+    assert extra["flagscale"]["version"] == "0.8.0"
+    assert extra["flagscale"]["megatron_source"] == "third_party"
+    assert "none on the GPU" in c["train stop"]["detail"]
+    if backend == "flagcx":
+        # only FlagCX's own logger lines count: 20 of them, 5 communicators initialised
+        assert c["train backend flagcx"]["detail"].startswith(
+            "20 FlagCX log lines from inside the job (5 communicator(s) initialised)")
+        assert all("FLAGCX INFO" in ln for ln in m["flagcx_evidence"])
+    else:
+        assert c["train backend flagcx"]["ok"] is None
+
+
+def test_real_run_without_flagcxs_own_lines_is_no_flagcx_pass():
+    """The first real run showed a bare "flagcx" in the run directory's name and the argument
+    dump (`distributed_backend ... flagcx`): such lines are no evidence that FlagCX carried the
+    communication. Drop FlagCX's own logger lines from the real log: the check must fail."""
+    text = "\n".join(ln for ln in _real("flagcx").splitlines() if "FLAGCX INFO" not in ln)
+    assert "flagcx" in text and "distributed_backend" in text
+    m, checks, _ = judge(text, {"backend": "flagcx", "iterations": 30})
+    c = {x["name"]: x for x in checks}
+    assert c["train backend flagcx"]["ok"] is False
+    assert m["flagcx_evidence"] == []
+
+
+def test_real_run_diverging_and_stalled_variants_fail():
+    """The real log, its losses made to climb after iteration 20 → loss check FAIL naming both;
+    cut after iteration 12 with the driver's stall event → FAIL naming the stall."""
+    import re
+    lines = _real("flagcx").splitlines()
+    it = re.compile(r"iteration\s+(\d+)/\s*30 .*lm loss: (\S+)")
+
+    def bump(ln):
+        mm = it.search(ln)
+        if mm and int(mm.group(1)) > 20:
+            return ln.replace(f"lm loss: {mm.group(2)}", "lm loss: 9.900000E+00")
+        return ln
+    _, checks, _ = judge("\n".join(bump(ln) for ln in lines), {"backend": "flagcx", "iterations": 30})
+    c = {x["name"]: x for x in checks}
+    assert c["train loss decreased"]["ok"] is False and "9.9" in c["train loss decreased"]["detail"]
+    kept = [ln for ln in lines if not ((mm := it.search(ln)) and int(mm.group(1)) > 12)]
+    kept = [ln.replace("CCTL_TRAIN result outcome=reached", "CCTL_TRAIN result outcome=stalled")
+            if ln.startswith("CCTL_TRAIN result") else ln for ln in kept]
+    kept.insert(next(i for i, ln in enumerate(kept) if ln.startswith("CCTL_TRAIN stop")),
+                "CCTL_TRAIN stalled iterations=12 silent_s=46 bound_s=45")
+    _, checks, _ = judge("\n".join(kept), {"backend": "flagcx", "iterations": 30})
+    c = {x["name"]: x for x in checks}
+    assert c["train iterations"]["ok"] is False
+    assert c["train job"]["ok"] is False and "stall" in c["train job"]["detail"]

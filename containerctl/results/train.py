@@ -20,6 +20,10 @@ from .parsers import Check, parse_flagscale_iterations
 LOG_MARK = "=== containerctl train log ==="
 _EVENT = re.compile(r"^CCTL_TRAIN (\w+)((?: \w+=\S*)*)\s*$", re.M)
 _KV = re.compile(r"(\w+)=(\S*)")
+# FlagCX's own logger lines (the driver, stages/assets/flagscale_train.py, prints only these as
+# CCTL_FLAGCX| …; a line that merely contains "flagcx" — a path, the argument dump — is no evidence)
+FLAGCX_LOG_RE = re.compile(r"\bFLAGCX (?:INFO|WARN|WARNING|TRACE|ERROR|ABORT)\b")
+_COMM_DONE = re.compile(r"FLAGCX INFO rank \d+ nranks \d+ - DONE")
 _MEM = re.compile(r"memory \(MB\)\s*\|(.*)$", re.M)
 _MEM_KEYS = {"allocated": "allocated_mb", "max allocated": "max_allocated_mb",
              "reserved": "reserved_mb", "max reserved": "max_reserved_mb"}
@@ -213,14 +217,18 @@ def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
                             "action=stop did not run" if outcome else
                             "the job was never started: nothing to stop"))
     # evidence of the backend
-    fx = [ln[len("CCTL_FLAGCX| "):] for ln in text.splitlines() if ln.startswith("CCTL_FLAGCX| ")]
+    fx = [ln[len("CCTL_FLAGCX| "):] for ln in text.splitlines()
+          if ln.startswith("CCTL_FLAGCX| ") and FLAGCX_LOG_RE.search(ln)]
     metrics["flagcx_evidence"] = fx[:5]
     if backend == "flagcx" and (iters or outcome):
-        count = _merged(evs, "flagcx_lines").get("count", str(len(fx)))
+        # the driver prints up to 40 of them and counts them all
+        count = str(len(fx)) if len(fx) < 40 else _merged(evs, "flagcx_lines").get("count", "40+")
+        comms = sum(1 for ln in fx if _COMM_DONE.search(ln))
         if fx:
             checks.append(Check("train backend flagcx", True,
-                                f"{count} FlagCX log lines from inside the job, e.g. "
-                                f"{fx[0].strip()[:200]}"))
+                                f"{count} FlagCX log lines from inside the job"
+                                + (f" ({comms} communicator(s) initialised)" if comms else "")
+                                + f", e.g. {fx[0].strip()[:200]}"))
         else:
             checks.append(Check("train backend flagcx", False,
                                 "no FlagCX log line in the job's output (FLAGCX_DEBUG=INFO was "

@@ -24,7 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flagscale_probe as FP  # noqa: E402
 
 ITER_RE = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|")
-FLAGCX_RE = re.compile(r"FLAGCX (INFO|WARN|TRACE)|flagcx", re.I)
+# FlagCX's own logger (`host:pid:tid [dev] FLAGCX INFO …`): only its lines are evidence. A bare
+# "flagcx" matched the run directory's name (run-…-flagcx) and the argument dump on the first
+# real GPU run, which would have counted for an NCCL run too. results/train.py has the same.
+FLAGCX_RE = re.compile(r"\bFLAGCX (?:INFO|WARN|WARNING|TRACE|ERROR|ABORT)\b")
 MEM_RE = re.compile(r"memory \(MB\)\s*\|")
 
 # the small preset: a model one GPU trains in seconds, on Megatron's mock data
