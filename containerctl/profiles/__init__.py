@@ -9,7 +9,7 @@
                 stage (runner.make_context); no pydantic
 
 Every name of those modules is reachable from here as it was from the single profiles.py
-(`from containerctl.profiles import load_profile, Profile, _format_validation`), imported on
+(`from containerctl.profiles import load_profile, Profile, _Located`), imported on
 first use (PEP 562): importing the package alone loads neither pydantic nor yaml.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ __all__ = [
     "flagcx_dir_problem", "host_mount_warnings", "json_schema", "parse_size", "parse_ulimit",
     # loader
     "MAX_EXTENDS", "all_profile_names", "apply_sets", "deep_merge", "find_profile_file",
-    "input_files", "list_profiles", "load_profile", "parse_set", "profile_yaml", "read_yaml",
-    "search_dirs", "site_overlay_file", "validate_file",
+    "format_validation", "input_files", "list_profiles", "load_profile", "parse_set",
+    "profile_yaml", "read_yaml", "search_dirs", "site_overlay_file", "validate_file",
     # devices
     "visible_devices", "visible_devices_env",
 ]

@@ -179,7 +179,7 @@ def _model_for(path: tuple, root: type[BaseModel] | None = None):
     return model
 
 
-def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _Located] | None,
+def format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _Located] | None,
                        root: type[BaseModel] | None = None,
                        missing_hint: str = "to the profile (or `extends:` one that has it)",
                        type_hint: str = "see `containerctl profile schema` for the expected type"
@@ -204,6 +204,9 @@ def _format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, 
                             f"add `{path[-1]}:` {missing_hint}")
     msg = err["msg"].removeprefix("Value error, ")
     return ProfileError(f"{where}: `{key}`: {msg}", type_hint)
+
+
+_format_validation = format_validation   # the old private name (cluster/slurm inventories)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,8 +413,8 @@ def load_profile(name: str, sets: list[str] | None = None, site: bool = True) ->
         err_key = ".".join(str(p) for p in err["loc"])
         set_keys = [x.split("=")[0].rstrip("+").strip() for x in sets or []]
         if any(err_key.startswith(k) or k.startswith(err_key + ".") for k in set_keys):
-            raise _format_validation(exc, _Located(None, "--set"), None) from None
-        raise _format_validation(exc, loc, origin) from None
+            raise format_validation(exc, _Located(None, "--set"), None) from None
+        raise format_validation(exc, loc, origin) from None
     _check_references(prof.references, loc, origin, sets)
     _check_flagcx_dir(prof, loc, origin, sets)
     prof.source_file = str(file)
