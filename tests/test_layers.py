@@ -31,8 +31,6 @@ ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {
     ("containerctl.cli.doctor", "containerctl.cli.app", "_console"): "as above",
     ("containerctl.cli.cluster", "containerctl.cli.stages", "_echo_factory"):
         "the stage echo callback; cli/ was being moved (fix: a public name)",
-    ("containerctl.cli.image", "containerctl.images", "_suggest"):
-        "the old alias of images.suggest, kept until cli/image.py calls images.suggest",
     ("containerctl.cluster", "containerctl.lifecycle", "_own_volume"):
         "the old alias of lifecycle.own_volume, kept until cluster/__init__.py calls it",
     ("containerctl.cluster.inventory", "containerctl.profiles", "_format_validation"):

@@ -35,8 +35,6 @@ from .render import ContextItem, Plan, PlannedBlock, override_keys, plan, render
 from .spec import BaseSpec, BlockSpec, Bootstrap, ImageSpec, list_images, load_image
 from .where import image_dirs, suggest, template_dirs
 
-_suggest = suggest   # the old name, for cli/image.py until it calls images.suggest (issue 22)
-
 __all__ = [
     "BASE_LABEL", "HASH_LABEL", "IMAGE_LABEL",   # the labels an image and a base carry (labels.py)
     "BOOTSTRAP_RECIPE", "REPO_PREFIX", "TOP_TEMPLATE", "BaseSpec", "BlockDef", "BlockSpec",
