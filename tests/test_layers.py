@@ -25,16 +25,10 @@ PKG = Path(__file__).resolve().parent.parent / "containerctl"
 # tabular); an entry goes when its file is fixed (a stale entry is harmless, a new use fails).
 # (importing module, module the name is read from, name): why it may stay for now
 ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {
-    ("containerctl.cli.cluster", "containerctl.cli.app", "_console"):
-        "the CLI's one rich console; cli/ was being moved when this list was made (fix: a public "
-        "console() in cli/app)",
-    ("containerctl.cli.doctor", "containerctl.cli.app", "_console"): "as above",
-    ("containerctl.cli.cluster", "containerctl.cli.stages", "_echo_factory"):
-        "the stage echo callback; cli/ was being moved (fix: a public name)",
     ("containerctl.cluster", "containerctl.lifecycle", "_own_volume"):
         "the old alias of lifecycle.own_volume, kept until cluster/__init__.py calls it",
     ("containerctl.cluster.inventory", "containerctl.profiles", "_format_validation"):
-        "pydantic errors as one located line; profiles/ was being moved (fix: a public name there)",
+        "the old alias of profiles.format_validation, kept until the inventories call it",
     ("containerctl.slurm.inventory", "containerctl.profiles", "_format_validation"): "as above",
     ("containerctl.stages.locks", "containerctl.engine", "_q"):
         "the engine's shell quoting; engine.py was being edited (fix: one public quoting helper)",
