@@ -143,9 +143,25 @@ def launch_argv(d: LocalLaunch | SrunLaunch, environ: Mapping[str, str]) -> list
     return (srun_line(d) if isinstance(d, SrunLaunch) else local_line(d)).expand(environ)
 
 
+# A container whose deps stage ran with a containerctl before mpi.facts has only mpi.env (MPI_HOME,
+# CCTL_MPIRUN, CCTL_MPI_FLAVOUR); that containerctl probed ssh and the openib BTL at launch time,
+# exactly as below, so the facts asked this way are the ones it launched with.
+_FACTS_SCRIPT = r"""d=$1
+if [ -f "$d/%s" ]; then cat "$d/%s"; exit; fi
+[ -f "$d/mpi.env" ] && . "$d/mpi.env" && [ -n "${CCTL_MPIRUN:-}" ] || exit 1
+ssh=0; command -v ssh >/dev/null 2>&1 && ssh=1
+ib=0; ls "$MPI_HOME"/lib*/openmpi/mca_btl_openib.so >/dev/null 2>&1 && ib=1
+printf 'flavour=%%s\nmpirun=%%s\nssh=%%s\nopenib_btl=%%s\n' "${CCTL_MPI_FLAVOUR:-unknown}" \
+  "$CCTL_MPIRUN" "$ssh" "$ib"
+""" % (FACTS_FILE, FACTS_FILE)
+
+
 def read_facts(engine: "Engine", container: str, cctl_dir: str) -> MpiFacts | None:
-    """The deps stage's facts from the container (None: deps has not written them)."""
-    code, out = engine.exec_capture(container, ["cat", f"{cctl_dir.rstrip('/')}/{FACTS_FILE}"])
+    """The deps stage's facts from the container: its mpi.facts, or, where an earlier containerctl's
+    deps left only mpi.env, the same facts asked of the container the way that version asked them
+    at launch (one exec either way). None: deps has not run (or found no mpirun)."""
+    code, out = engine.exec_capture(container, ["bash", "-c", _FACTS_SCRIPT, "cctl-facts",
+                                                cctl_dir.rstrip("/")])
     return MpiFacts.parse(out) if code == 0 else None
 
 

@@ -228,9 +228,30 @@ def test_deps_writes_the_containers_facts_and_the_line_runs(engine, selftest_ima
     assert facts.has_openib_btl is (sh(f'. {cctl}/mpi.env && ls "$MPI_HOME"/lib*/openmpi/'
                                        'mca_btl_openib.so')[0] == 0)
     assert read_facts(engine, unique_name, "/nonexistent") is None
+    # a container whose deps ran with the containerctl before mpi.facts has only mpi.env: the
+    # facts read then (asked of the container as that version did at launch) are the same
+    assert sh(f"rm {cctl}/mpi.facts")[0] == 0
+    assert read_facts(engine, unique_name, cctl) == facts
     # the line Python builds from those facts starts 2 ranks in the container
     line = local_line(LocalLaunch(facts, 2, ("CCTL_T",)))
     argv = line.expand({"CCTL_T": "x"}) + ["bash", "-c", 'echo "rank ${OMPI_COMM_WORLD_RANK:-${PMI_RANK}} $CCTL_T"']
     code, out = engine.exec_capture(unique_name, argv, env={"CCTL_T": "x"})
     assert code == 0, out
     assert sorted(ln for ln in out.splitlines() if ln.startswith("rank ")) == ["rank 0 x", "rank 1 x"]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_perf_after_an_older_deps_without_facts(engine, selftest_image, run_cli, unique_name):
+    """Upgrade path: deps and build ran with the previous containerctl (mpi.env, no mpi.facts);
+    `exec-stage perf` alone launches its ranks without the user running deps again."""
+    from containerctl.profiles import load_profile
+    from containerctl.stages.runner import make_context
+    r = run_cli("run", "--profile", "cpu-selftest", "--name", unique_name, "--until", "build", "-q")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    cctl = make_context(load_profile("cpu-selftest", site=False), {})["env"]["CCTL_DIR"]
+    code, out = engine.exec_capture(unique_name, ["bash", "-c", f"test -f {cctl}/mpi.env && rm {cctl}/mpi.facts"])
+    assert code == 0, out
+    r = run_cli("exec-stage", "perf", "--name", unique_name, "-q", "--coll", "allgather")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    assert "no MPI launch line" not in r.stdout + r.stderr
