@@ -258,9 +258,6 @@ def own_volume(engine: Engine, vol: str, name: str, c: ContainerInfo | None) -> 
     return c is not None and c.labels.get(L.WORKSPACE_VOLUME) == vol   # an older containerctl's
 
 
-_own_volume = own_volume   # the old name, for cluster/__init__.py until it calls own_volume
-
-
 def refuse_busy(engine: Engine, name: str, doing: str) -> None:
     """UsageError (exit 2) naming who runs a stage in `name` (from the lock held inside the
     container: any home, any machine) — before `doing` would kill it."""

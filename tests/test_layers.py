@@ -25,11 +25,6 @@ PKG = Path(__file__).resolve().parent.parent / "containerctl"
 # tabular); an entry goes when its file is fixed (a stale entry is harmless, a new use fails).
 # (importing module, module the name is read from, name): why it may stay for now
 ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {
-    ("containerctl.cluster", "containerctl.lifecycle", "_own_volume"):
-        "the old alias of lifecycle.own_volume, kept until cluster/__init__.py calls it",
-    ("containerctl.cluster.inventory", "containerctl.profiles", "_format_validation"):
-        "the old alias of profiles.format_validation, kept until the inventories call it",
-    ("containerctl.slurm.inventory", "containerctl.profiles", "_format_validation"): "as above",
     ("containerctl.stages.locks", "containerctl.engine", "_q"):
         "the engine's shell quoting; engine.py was being edited (fix: one public quoting helper)",
 }

@@ -166,7 +166,7 @@ class Cluster:
                     host = c.labels.get(HOST_LABEL, "?")
                     with lifecycle.name_lock(c.name):
                         vol = c.labels.get(LABEL + "workspace-volume")
-                        own = volumes and vol and lifecycle._own_volume(rep.engine, vol, c.name, c)
+                        own = volumes and vol and lifecycle.own_volume(rep.engine, vol, c.name, c)
                         rep.engine.remove(c.id, force=True)
                         removed.append(f"{host}: {c.name}")
                         if own:
@@ -181,7 +181,7 @@ class Cluster:
                         if h.docker != rep.docker or h.name not in names or \
                                 f"{h.name}: volume {vol}" in removed:
                             continue
-                        own = lifecycle._own_volume(rep.engine, vol, h.container, None)
+                        own = lifecycle.own_volume(rep.engine, vol, h.container, None)
                         if own:
                             rep.engine.remove_volume(vol)
                             removed.append(f"{h.name}: volume {vol}")

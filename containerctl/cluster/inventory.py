@@ -216,8 +216,8 @@ def load_inventory(path: str | Path) -> Inventory:
     try:
         inv = Inventory.model_validate(data)
     except ValidationError as exc:
-        from ..profiles import _format_validation
-        raise _format_validation(exc, loc, None, root=Inventory, missing_hint=f"({INVENTORY_HINT})",
+        from ..profiles import format_validation
+        raise format_validation(exc, loc, None, root=Inventory, missing_hint=f"({INVENTORY_HINT})",
                                  type_hint=INVENTORY_HINT) from None
     inv.source_file = str(p)
     return inv

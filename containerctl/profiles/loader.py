@@ -206,9 +206,6 @@ def format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _
     return ProfileError(f"{where}: `{key}`: {msg}", type_hint)
 
 
-_format_validation = format_validation   # the old private name (cluster/slurm inventories)
-
-
 # ---------------------------------------------------------------------------------------------
 # search, merge, overrides
 

@@ -141,7 +141,7 @@ def scheduler_of(path: str | Path) -> str | None:
 
 
 def load(path: str | Path) -> SlurmInventory:
-    from ..profiles import _format_validation, read_yaml
+    from ..profiles import format_validation, read_yaml
     p = Path(path)
     if not p.is_file():
         raise NotFound(f"inventory {p} does not exist", f"write one ({HINT})")
@@ -154,7 +154,7 @@ def load(path: str | Path) -> SlurmInventory:
     try:
         inv = SlurmInventory.model_validate(data)
     except ValidationError as exc:
-        raise _format_validation(exc, loc, None, root=SlurmInventory, missing_hint=f"({HINT})",
+        raise format_validation(exc, loc, None, root=SlurmInventory, missing_hint=f"({HINT})",
                                  type_hint=HINT) from None
     except ValueError as exc:  # pragma: no cover - pydantic wraps validators' errors
         raise ProfileError(f"{p}: {exc}", HINT) from None
