@@ -16,7 +16,7 @@ from containerctl import profiles as P
 from containerctl.errors import ProfileError
 from containerctl.flagscale import TRAIN_KEYS
 from containerctl.profiles.model import TorchOpts, TrainOpts
-from containerctl.stages.runner import make_context
+from containerctl.stages.context import make_context
 
 DRIVER = ROOT / "containerctl" / "stages" / "assets" / "flagscale_train.py"
 
@@ -231,8 +231,15 @@ def test_container_and_stage_see_the_same_devices(visible):
 
 
 def test_runspec_and_runner_do_not_decide_visible_devices_themselves():
-    for rel in ("containerctl/runspec.py", "containerctl/stages/runner.py"):
+    for rel in ("containerctl/runspec.py", "containerctl/stages/context.py"):
         text = (ROOT / rel).read_text()
         assert "visible_devices_env(" in text, rel
         assert "fx.visible_devices_env and" not in text, f"{rel} decides again"
         assert "fx.visible_devices not in" not in text, f"{rel} decides again"
+    # nor anything else (the cluster's export and hetero environments ask devices.py too)
+    for f in (ROOT / "containerctl").rglob("*.py"):
+        if f.name != "devices.py":
+            text = f.read_text()
+            assert "fx.visible_devices not in" not in text \
+                and "fx.visible_devices_env and" not in text, \
+                f"{f.relative_to(ROOT)} decides the visible devices again"

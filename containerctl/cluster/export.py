@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..errors import ContainerctlError, UsageError
 from .inventory import CLUSTER_LABEL
 from ..launch import Segment, mpich_mpmd, srun_mpmd
+from ..profiles.devices import visible_devices_env
 
 if TYPE_CHECKING:
     from . import Cluster
@@ -82,7 +83,7 @@ def flagcx_interface(cl: "Cluster", source: str | None = None):
     if iface is not None:
         return iface, f"the passed build of host {h0.name} (run {run_id})"
     try:
-        from ..stages.runner import resolve_source
+        from ..stages.source import resolve_source
         kind, loc, _ref = resolve_source(h0.profile)
     except (ContainerctlError, ImportError):
         kind, loc = "", None
@@ -158,8 +159,7 @@ def _job_hosts(cl: "Cluster", opts: dict, iface) -> list[_JobHost]:
         env = {"PATH": f"{mpi_home}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
                        "/bin",
                "LD_LIBRARY_PATH": f"{root}/build/lib:{mpi_home}/lib"}
-        if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):
-            env[fx.visible_devices_env] = fx.visible_devices
+        env.update(visible_devices_env(fx))   # the container's rule (no rank count: auto is none)
         env.update(fx.env)
         env.update(h.entry.env)
         out.append(_JobHost(h.name, img, note, h.slots, binary, posixpath.dirname(binary), env,

@@ -17,6 +17,7 @@ from ..errors import ContainerctlError, StageError, UsageError
 from ..runspec import LABEL
 from .inventory import Host, mpich_hostfile
 from ..launch import Segment, hetero_runs
+from ..profiles.devices import visible_devices_env
 from .parallel import each
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ Echo = Callable[[str, str], None]
 def kill_stage(h: Host, stage: str) -> None:
     """Stop the stage session `stage` in h's container (runner.KILL_SCRIPT by its session id),
     for a Ctrl-C that the main thread received while a worker thread ran the stage."""
-    from ..stages.runner import IN_CONTAINER_DIR
+    from ..stages.state import IN_CONTAINER_DIR
     d = f"{IN_CONTAINER_DIR}/{stage}"
     h.engine.exec(h.container, ["bash", "-c", f'[ -f {d}/kill.sh ] && bash {d}/kill.sh '
                                               f'{d}/session "" || true'])
@@ -83,7 +84,7 @@ def build(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
 
 
 def check_built(cl: "Cluster") -> None:
-    from ..stages.runner import load_state
+    from ..stages.state import load_state
     for h in cl.hosts:
         c = cl.require(h)
         st = load_state(h.container, c.id)
@@ -133,8 +134,7 @@ def read_build_output(h: Host, text: str) -> None:
             kv = dict(p.split("=", 1) for p in rest.split(" ") if "=" in p)
             h.bins[kv["coll"]] = (kv.get("layout", "v0.11"), kv.get("wdir", ""), kv["path"])
     fx = h.profile.flagcx
-    if fx.visible_devices_env and fx.visible_devices not in (None, "auto"):
-        env[fx.visible_devices_env] = fx.visible_devices
+    env.update(visible_devices_env(fx))   # the container's rule (no rank count: auto is none)
     env.update(fx.env)
     env.update(h.entry.env)
     for k in ("PATH", "LD_LIBRARY_PATH"):
@@ -254,7 +254,9 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     from ..stages.defs import get_def
     from ..results.model import Status
     from ..results.verdict import run_status
-    from ..stages.runner import Pipeline, StageOutcome, StagePlug, as_lines, now
+    from ..stages.context import as_lines
+    from ..stages.runner import Pipeline, StageOutcome, StagePlug
+    from ..stages.state import now
     options = dict(options or {})
     echo = echo or (lambda _s, _l: None)
     sd_build, sd = get_def("hetero-build"), get_def("hetero")
