@@ -346,3 +346,27 @@ def test_cli_report_off_a_terminal_is_plain_and_json_flag(app, three):
     res = r.invoke(app, ["results", "list"])
     lines = res.stdout.splitlines()
     assert lines[0].split()[:4] == ["run", "label", "platform", "status"] and len(lines) == 4
+
+
+def test_a_record_under_the_old_collective_spelling_reads_as_flagcx_names_it(app, home):
+    """Runs imported before flagcx/colls.py keyed core_sendrecv as `coresendrecv`: report
+    --coll core_sendrecv finds them (the name read through flagcx/colls.py); the file is left as it was."""
+    rid = store.import_text(RB / "a800_allreduce.txt", label="old", platform="nvidia-a800",
+                            coll="core_sendrecv")
+    f = next(p for p in Path(store.run_dir(rid)).glob("*.json") if p.name != "run.json")
+    old = f.read_text().replace('"core_sendrecv"', '"coresendrecv"')   # as the old version wrote it
+    assert '"coresendrecv"' in old
+    f.write_text(old)
+    assert rep.load_runs(["latest"], coll="core_sendrecv")[0]["run_id"] == rid
+    assert {s["coll"] for s in rep.perf_series(store.load_run(rid))} == {"core_sendrecv"}
+    for spelling in ("core_sendrecv", "coresendrecv"):
+        res = CliRunner().invoke(app, ["report", "--coll", spelling, "-f", "md"])
+        assert res.exit_code == 0, res.output
+        assert "core_sendrecv" in res.stdout and _busbw_4g_from_fixture("a800") in res.stdout
+    assert f.read_text() == old
+    # a record holding both spellings keeps both (neither hides the other)
+    both = json.loads(old)
+    both["metrics"]["collectives"]["core_sendrecv"] = both["metrics"]["collectives"]["coresendrecv"]
+    f.write_text(json.dumps(both))
+    assert set(store.load_run(rid)["records"][both["stage"]]["metrics"]["collectives"]) == {
+        "coresendrecv", "core_sendrecv"}

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .. import paths
 from ..errors import ContainerctlError, NotFound, UsageError
+from ..flagcx.colls import COLLS, normalize as normalize_coll   # loaded by parsers already
 from . import parsers
 from .parsers import Check
 
@@ -509,6 +510,23 @@ def _stage_files(d: Path) -> list[Path]:
     return sorted(p for p in d.glob("*.json") if p.name != "run.json" and not p.name.startswith("."))
 
 
+def _flagcx_coll_names(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record with its collectives keyed by FlagCX's names (flagcx/colls.py): records made or
+    imported before issue 22 spell core_sendrecv `coresendrecv`. Only what is read: the file keeps
+    its bytes; an unknown name, or one whose FlagCX name the record also holds, stays as it is."""
+    m = rec.get("metrics")
+    colls = m.get("collectives") if isinstance(m, dict) else None
+    if not isinstance(colls, dict):
+        return rec
+    names = {k: normalize_coll(k) if isinstance(k, str) else k for k in colls}
+    targets = list(names.values())
+    names = {k: n if n in COLLS and n not in colls and targets.count(n) == 1 else k
+             for k, n in names.items()}
+    if all(k == n for k, n in names.items()):
+        return rec
+    return {**rec, "metrics": {**m, "collectives": {names[k]: v for k, v in colls.items()}}}
+
+
 def load_run(run_id: str) -> dict[str, Any]:
     """Run metadata plus "records": {stage: record} (in run order) and "dir". Unreadable stage
     files are listed under "problems" instead of failing the whole run."""
@@ -525,7 +543,7 @@ def load_run(run_id: str) -> dict[str, Any]:
             problems.append(e.message)
             continue
         if isinstance(rec, dict) and rec.get("schema") == STAGE_SCHEMA and isinstance(rec.get("stage"), str):
-            records[rec["stage"]] = rec
+            records[rec["stage"]] = _flagcx_coll_names(rec)
         else:
             # a file in a run's folder that is not a stage record: say so, never drop it silently
             problems.append(f"{p}: not a containerctl stage record (remove or fix the file)")
