@@ -55,7 +55,7 @@ def main() -> int:
     os.environ["CONTAINERCTL_HOME"] = home
     from containerctl.slurm.backend import SlurmCluster
     from containerctl.slurm.inventory import load
-    from containerctl.stages.runner import exec_stage_script
+    from containerctl.stages.executor import exec_stage_script
     inv_file = Path(home) / "slurm.yaml"
     text = (ROOT / "examples" / "slurm-ci.yaml").read_text()
     inv_file.write_text(text.replace("docker://cctl-slurm-ctl", f"docker://{a.name}-ctl")

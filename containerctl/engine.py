@@ -382,9 +382,13 @@ def _first_tar_file(raw: bytes) -> bytes | None:
     return None
 
 
-def _q(part: str) -> str:
+def url_part(part: str) -> str:
+    """One path segment of an engine API URL (a container name, an exec id), quoted."""
     from urllib.parse import quote
     return quote(str(part), safe="")
+
+
+_q = url_part   # the short name engine.py's own URLs use
 
 
 def _engine_message(raw: bytes, reason: str) -> str:

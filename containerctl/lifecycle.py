@@ -501,7 +501,7 @@ def settings_profile(engine: Engine, c: ContainerInfo, profile_arg: str | None,
 def record_last_run(engine: Engine, container: str, profile: Profile, sets: list[str],
                     run_id: str) -> None:
     """Write LAST_RUN_FILE in the container (atomically: a rename inside it)."""
-    from .stages.runner import now   # start-up: the runner and all it imports
+    from .stages.state import now
     data = json.dumps({"schema": "containerctl.last-run/1", "profile": profile.name,
                        "profile_file": profile.source_file, "sets": list(sets),
                        "run_id": run_id, "at": now(), "host": socket.gethostname(),

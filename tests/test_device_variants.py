@@ -20,7 +20,7 @@ def _ctx(rec: dict) -> dict:
     """What the stage was judged with: the profile's context (known failures, references,
     limits) at the variant's rank count."""
     from containerctl.profiles import load_profile
-    from containerctl.stages.runner import make_context
+    from containerctl.stages.context import make_context
     v = (rec.get("metrics") or {}).get("variant") or {}
     ctx = make_context(load_profile(rec["profile"], site=False), {"nranks": v.get("nranks") or 1})
     ctx.update(nranks=v.get("nranks") or 1, expect_hybrid=bool(v.get("expect_hybrid")))

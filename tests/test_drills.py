@@ -54,7 +54,8 @@ def temp_leftovers(home) -> list[str]:
 
 
 def session_procs(engine, name, stage):
-    from containerctl.stages.runner import IN_CONTAINER_DIR, session_alive
+    from containerctl.stages.executor import session_alive
+    from containerctl.stages.state import IN_CONTAINER_DIR
     return session_alive(engine, name, f"{IN_CONTAINER_DIR}/{stage}/session")
 
 

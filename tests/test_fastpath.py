@@ -59,7 +59,7 @@ def _no_validation(monkeypatch):
 
 def test_remembered_profile_answers_as_the_model(cwd, monkeypatch):
     from containerctl import profiles
-    from containerctl.stages.runner import make_context
+    from containerctl.stages.context import make_context
     _profile(cwd, PROFILE)
     real = profiles.load_profile("fp", ["stages.perf.iters=3"])
     first = validated.load_profile("fp", ["stages.perf.iters=3"])      # validates, records
@@ -300,7 +300,7 @@ def test_local_client_without_engine_says_so(tmp_path):
 
 
 def test_stage_script_travels_with_its_exec_or_is_copied_when_big(box, engine):
-    from containerctl.stages.runner import exec_stage_script
+    from containerctl.stages.executor import exec_stage_script
     for size in (10, 150_000):
         marker = "x" * size
         script = (f"# {marker}\necho in-stage; "

@@ -183,7 +183,7 @@ def test_torch_stage_gets_the_adaptor_one_way(tmp_path):
     it, through --adaptor only for those that do not — never both."""
     from containerctl.profiles import load_profile
     from containerctl.stages.defs import get_def, render
-    from containerctl.stages.runner import make_context
+    from containerctl.stages.context import make_context
     prof = load_profile("nvidia-h200", site=False)
     fx = probe_local(make_tree(tmp_path / "t", "v0.13"))
     env = make_context(prof, {}, fx)["env"]

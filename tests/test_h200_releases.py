@@ -11,7 +11,8 @@ import pytest
 from containerctl.flagcx import parse_probe
 from containerctl.profiles import load_profile
 from containerctl.stages.checks import run_parser
-from containerctl.stages.runner import failure_cause, make_context
+from containerctl.stages.context import make_context
+from containerctl.stages.executor import failure_cause
 
 F = Path(__file__).parent / "fixtures" / "h200" / "releases"
 

@@ -212,7 +212,7 @@ def test_deps_writes_the_containers_facts_and_the_line_runs(engine, selftest_ima
                                                             unique_name):
     from containerctl.launch import read_facts
     from containerctl.profiles import load_profile
-    from containerctl.stages.runner import make_context
+    from containerctl.stages.context import make_context
     r = run_cli("run", "--profile", "cpu-selftest", "--name", unique_name, "--only", "deps", "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     ctx = make_context(load_profile("cpu-selftest", site=False), {"nranks": 2})
@@ -246,7 +246,7 @@ def test_perf_after_an_older_deps_without_facts(engine, selftest_image, run_cli,
     """Upgrade path: deps and build ran with the previous containerctl (mpi.env, no mpi.facts);
     `exec-stage perf` alone launches its ranks without the user running deps again."""
     from containerctl.profiles import load_profile
-    from containerctl.stages.runner import make_context
+    from containerctl.stages.context import make_context
     r = run_cli("run", "--profile", "cpu-selftest", "--name", unique_name, "--until", "build", "-q")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     cctl = make_context(load_profile("cpu-selftest", site=False), {})["env"]["CCTL_DIR"]

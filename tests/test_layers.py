@@ -25,23 +25,15 @@ PKG = Path(__file__).resolve().parent.parent / "containerctl"
 # tabular); an entry goes when its file is fixed (a stale entry is harmless, a new use fails).
 # (importing module, module the name is read from, name): why it may stay for now
 ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {
-    ("containerctl.stages.locks", "containerctl.engine", "_q"):
-        "the engine's shell quoting; engine.py was being edited (fix: one public quoting helper)",
 }
 # {part, part}: why the two parts still import each other
 KNOWN_PART_CYCLES: dict[frozenset, str] = {
-    frozenset({"containerctl.flagcx", "containerctl.stages"}):
-        "flagcx.variants.run_variants imports the runner's context and outcome types; the runner "
-        "is being split into context/executor/state modules, which variants can import",
     frozenset({"containerctl.profiles", "containerctl.results"}):
         "results.store._profile_bound loads a profile (its busbw limit), profiles validates "
         "references (results.references); the store should be handed the limit instead",
 }
 # (module, module): an edge that closes a module cycle, and why it stays for now
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("containerctl.flagcx.variants", "containerctl.stages.runner"):
-        "run_variants (a lazy import) needs StageOutcome, StagePlug, make_context: see "
-        "KNOWN_PART_CYCLES",
 }
 
 

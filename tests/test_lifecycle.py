@@ -533,7 +533,7 @@ def test_damaged_state_file_does_not_break_status(engine, selftest_image, tmp_pa
     import os
     prof = profile_file(tmp_path, selftest_image)
     assert cli("up", "--profile", prof, "--name", unique_name).returncode == 0
-    from containerctl.stages import runner
+    from containerctl.stages import state as runner
     cid = engine.find(unique_name).id
     for bad in ["[]", '"x"', '{"container_id": 5}', '{"container_id": "%s", "stages": []}' % cid,
                 '{"container_id": "%s", "stages": {"deps": "passed"}}' % cid, "{not json"]:

@@ -39,7 +39,8 @@ def ccli(home, *args, **kw):
 
 
 def session_procs(engine, name, stage):
-    from containerctl.stages.runner import IN_CONTAINER_DIR, session_alive
+    from containerctl.stages.executor import session_alive
+    from containerctl.stages.state import IN_CONTAINER_DIR
     return session_alive(engine, name, f"{IN_CONTAINER_DIR}/{stage}/session")
 
 

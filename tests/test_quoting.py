@@ -11,7 +11,7 @@ import pytest
 from containerctl.flagcx import probe_local
 from containerctl.profiles import load_profile
 from containerctl.stages.defs import VALUES_END, load_defs, render
-from containerctl.stages.runner import make_context
+from containerctl.stages.context import make_context
 
 from test_flagcx_probe import make_tree
 

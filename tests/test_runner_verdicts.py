@@ -127,7 +127,7 @@ def test_refused_runs_store_nothing(run_cli, unique_name, selftest_image):
 
 
 def test_corrupt_state_is_dropped_with_a_warning(run_cli, unique_name, selftest_image):
-    from containerctl.stages.runner import state_file
+    from containerctl.stages.state import state_file
     assert run_cli("up", "--profile", "cpu-selftest", "--name", unique_name).returncode == 0
     for bad in ("[]", '"text"', '{"container_id": 3}', '{"container_id": "x", "stages": []}',
                 "{not json"):

@@ -26,7 +26,7 @@ GIB = 1024 ** 3
 def h200_ctx(nranks: int = 2, **over) -> dict:
     from containerctl.flagcx import parse_probe
     from containerctl.profiles import load_profile
-    from containerctl.stages.runner import make_context
+    from containerctl.stages.context import make_context
     prof = load_profile("nvidia-h200", site=False)
     fx = parse_probe("FLAGCX_PROBE perf_layout host_api\nFLAGCX_PROBE allreduce_prints none\n")
     ctx = make_context(prof, {"nranks": nranks}, fx)

@@ -88,7 +88,7 @@ def _interrupted(view) -> int:
 
 
 def _pipe_run(view, pipe, stages, **kw) -> int:
-    from ..stages.runner import interrupt_signals
+    from ..stages.executor import interrupt_signals
     from ..ui.session import plan
     plan(view, pipe, stages)
     try:
@@ -204,7 +204,7 @@ def status_cmd(*, profile: Optional[str], name: Optional[str], json_out: bool) -
     from ..engine import get_engine
     early = lifecycle.Prefetch(get_engine(), name) if name else None   # its kept settings
     from ..stages.defs import stage_names
-    from ..stages.runner import load_container_state, load_state
+    from ..stages.state import load_container_state, load_state
     from ..ui.tables import print_json, print_table
     engine = get_engine()
     target = lifecycle.resolve_target(engine, name, profile)

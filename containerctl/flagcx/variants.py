@@ -6,7 +6,8 @@ environment, extra options, its own collectives or suites, and what the checkout
 it to mean anything (`needs`). Before a variant runs it is probed against the checkout: `-R`
 only where the perf binaries' getopt has it, `COMPILE_KERNEL` only where the Makefiles read it, a
 perf binary only where its source exists. A variant the checkout cannot run is recorded as
-skipped with the reason, never run with the option silently dropped."""
+skipped with the reason, never run with the option silently dropped. This module decides;
+the Pipeline (stages/runner.py, Pipeline.run_variants) runs each variant as a stage of its own."""
 from __future__ import annotations
 
 import re
@@ -211,7 +212,8 @@ def count_devices(engine, container: str, profile, options: dict, status=None) -
     return plan
 
 
-def _table(profile, stage: str) -> dict:
+def variant_table(profile, stage: str) -> dict:
+    """The variants the profile declares for a stage (perf, unittest; others have none)."""
     if stage == "perf":
         return dict(profile.stages.perf.variants)
     if stage == "unittest":
@@ -225,7 +227,7 @@ def check_asked(profile, stage_names: list[str], asked: list[str]) -> None:
     from ..errors import UsageError
     if not asked:
         return
-    tables = {s: _table(profile, s) for s in stage_names if _table(profile, s)}
+    tables = {s: variant_table(profile, s) for s in stage_names if variant_table(profile, s)}
     if not tables:
         raise UsageError("--variant: none of the stages of this run (" + ", ".join(stage_names)
                          + ") has variants in profile " + profile.name,
@@ -239,77 +241,3 @@ def check_asked(profile, stage_names: list[str], asked: list[str]) -> None:
             raise UsageError(f"--variant {a}: no stage of this run has such a variant",
                              (f"did you mean {near[0]}? " if near else "") +
                              "variants: " + ", ".join(every) + ", or all")
-
-
-def run_variants(pipe, sd, run_id: str):
-    """Run stage `sd` once per asked variant (each its own record `<stage>-<variant>`, its own
-    verdict and log); None when no variant applies to this stage (the plain run happens)."""
-    from ..errors import StageError
-    from ..stages.runner import StageOutcome, StagePlug, as_lines, make_context
-    asked = list(pipe.options.get("variants") or [])
-    table = _table(pipe.profile, sd.name)
-    if not asked or not table:
-        return None
-    chosen = [(n, v) for n, v in select(sd.name, table, ["all"]) if "all" in asked or n in asked]
-    if not chosen:
-        return None
-    try:
-        fxi = pipe.probe_flagcx()
-    except StageError:
-        return None          # the plain run records why there is no checkout
-    pipe.interface = fxi
-    base = make_context(pipe.profile, pipe.options, fxi)
-    perf = base["perf"]
-    out = []
-    for name, v in chosen:
-        rname = f"{sd.name}-{name}"
-        r = resolve(sd.name, name, v, fxi, str(base["env"].get("CCTL_COLLS", "")).split(),
-                    int(base["nranks"]))
-        info = {"name": name, "of": sd.name, "description": v.description, "ci": v.ci,
-                "env": dict(v.env), "extra_args": list(v.extra_args), "nranks": r.nranks,
-                "colls": r.colls, "notes": r.notes, "expect_hybrid": v.expect_hybrid,
-                "hosts": v.hosts}
-        if r.skip:
-            oc = StageOutcome(rname, "skipped", f"variant {name} not applicable: {r.skip}")
-            pipe._record(run_id, sd, oc, 0.0, None, metrics={"variant": info},
-                         repro={"variant": info})
-            pipe.events("stage-end", rname, status="skipped", message=oc.message, duration=0.0)
-            pipe.status(f"{rname}: skipped ({r.skip})")
-            out.append(oc)
-            continue
-        export = list(dict.fromkeys(base["env"].get("CCTL_EXPORT_NAMES", "").split() + list(v.env)))
-        env = dict(v.env)
-        env.update({"CCTL_NRANKS": str(r.nranks), "CCTL_EXPORT_NAMES": " ".join(export)})
-        if v.make_vars:
-            mv = [x for x in str(base["env"].get("CCTL_BUILD_MAKE_VARS", "")).split("\n") if x]
-            mv = [x for x in mv if x.split("=", 1)[0] not in
-                  {m.split("=", 1)[0] for m in v.make_vars}]
-            env["CCTL_BUILD_MAKE_VARS"] = as_lines(mv + list(v.make_vars), "make variables")
-        if sd.name == "perf":
-            env["CCTL_COLLS"] = " ".join(r.colls)
-            env["CCTL_VARIANT_HOSTS"] = str(v.hosts or 0)
-            if fxi.perf_layout:
-                env["CCTL_PERF_ARGS"] = as_lines(fxi.perf_args(
-                    begin=v.begin or perf["begin"], end=v.end or perf["end"],
-                    factor=perf["factor"], warmup=perf["warmup"], iters=v.iters or perf["iters"],
-                    print_buffer=perf.get("print_buffer", True), dtype=perf.get("dtype"),
-                    op=perf.get("op"), root=v.root,
-                    extra=list(perf.get("extra_args") or []) + list(v.extra_args)),
-                    f"variant {name} extra_args")
-        elif sd.name == "unittest" and v.components:
-            env["CCTL_UT_COMPONENTS"] = " ".join(v.components)
-        for n in r.notes:
-            pipe.status(f"{rname}: {n}")
-        plug = StagePlug(name=rname, ctx={"nranks": r.nranks, "variant": name,
-                                          "expect_hybrid": v.expect_hybrid},
-                         env=env, metrics={"variant": info}, repro={"variant": info})
-        out.append(pipe.run_one(sd, run_id, True, plug=plug))
-        if out[-1].status in ("interrupted", "timeout"):
-            break
-    # the stage as asked for: its variants' worst verdict (the run's status rule reads it)
-    st = [o.status for o in out]
-    worst = next((s for s in ("interrupted", "timeout", "failed") if s in st),
-                 "passed" if "passed" in st else "skipped")
-    summary = ", ".join(f"{o.name[len(sd.name) + 1:]} {o.status}" for o in out)
-    out.append(StageOutcome(sd.name, worst, f"variants: {summary}"))
-    return out

@@ -344,7 +344,7 @@ class SlurmCluster:
         pipe = Pipeline(self.engine, prof, self.s.container, opts, echo=echo)
         sel = pipe.select(only=stages)
         from ..stages.locks import ContainerLock
-        from ..stages.runner import parse_container_state
+        from ..stages.state import parse_container_state
         # the login container's run lock, as a local run takes it (any home sees it): two runs
         # never build into the one shared workspace at once; the stage state lives there too
         lock = ContainerLock(self.engine, self.s.container, "cluster run",
@@ -364,7 +364,7 @@ class SlurmCluster:
         from ..results import store
         from ..results.model import Status
         from ..results.verdict import run_status
-        from ..stages.runner import now
+        from ..stages.state import now
         run_id = store.new_run_id(f"{self.name}-slurm")
         job_name = f"cctl-{self.name}-{run_id}"
         meta = store.run_record(

@@ -19,7 +19,8 @@ def load(hosts: str):
 def default_stages(cl) -> list[str]:
     """What `cluster run` runs on Slurm: the profile's host stages that apply, in order."""
     from ..profiles import load_profile
-    from ..stages.runner import applies, load_defs, make_context
+    from ..stages.context import make_context
+    from ..stages.defs import applies, load_defs
     prof = load_profile(cl.s.profile, list(cl.s.set))
     ctx = make_context(prof, {})
     only = prof.stages.only

@@ -146,8 +146,8 @@ def _attached_exec(engine: "Engine", container: str, cmd: list[str]) -> socket.s
     what is written to it is the command's stdin, what is read is its multiplexed output."""
     local = getattr(engine, "_local", None)
     if local is not None:
-        from ..engine import _q
-        ex = engine._lcall(local.call, "POST", f"/containers/{_q(container)}/exec",
+        from ..engine import url_part
+        ex = engine._lcall(local.call, "POST", f"/containers/{url_part(container)}/exec",
                            {"AttachStdin": True, "AttachStdout": True, "AttachStderr": True,
                             "Tty": False, "Cmd": cmd}, what=f"exec in {container}")
         body = json.dumps({"Detach": False, "Tty": False}).encode()
@@ -155,7 +155,7 @@ def _attached_exec(engine: "Engine", container: str, cmd: list[str]) -> socket.s
         try:
             s.settimeout(60)
             s.connect(local.path)
-            s.sendall((f"POST /exec/{_q(ex['Id'])}/start HTTP/1.1\r\nHost: localhost\r\n"
+            s.sendall((f"POST /exec/{url_part(ex['Id'])}/start HTTP/1.1\r\nHost: localhost\r\n"
                        "Content-Type: application/json\r\nConnection: Upgrade\r\n"
                        f"Upgrade: tcp\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
             head = b""

@@ -1,17 +1,16 @@
-"""Run stages in order inside a container: render → (host prepare) → exec in a fresh session
-whose id is recorded, stream output to a log file, parse, check, record; keep per-container
-state so a rerun skips what already passed with the same inputs. A timeout or Ctrl-C kills
-the stage's whole session inside the container (mpirun and its ranks included)."""
+"""The Pipeline: which stages run, in which order (select, preflight), and running them inside a
+container (run, run_one, a stage's variants): render → (host prepare) → execute → parse, check,
+record; the per-container state lets a rerun skip what already passed with the same inputs.
+Its parts are modules of their own: state.py (what passed in a container), context.py (what a
+script is rendered from), defs.py (the stage definitions and their rendering), executor.py
+(exec in a session of its own, kill it whole on timeout or Ctrl-C), locks.py (one run per
+container, whichever home asks)."""
 from __future__ import annotations
 
 import hashlib
 import json
-import shlex
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -19,441 +18,20 @@ from .. import __version__, paths
 from ..engine import LABEL_PREFIX as LABEL
 from ..engine import Engine
 from ..errors import StageError, UsageError
+from ..flagcx import PROBE_SCRIPT, FlagCXInterface, parse_probe
 from ..logread import LineSplitter, LogFile, ParseBuffer, log_error
+from ..results.verdict import run_status   # the one rule: results/verdict.py
 from . import checks as C
-from ..flagcx import DEFAULT_COLLS, PROBE_SCRIPT, FlagCXInterface, parse_probe
-from ..flagcx.interface import WORD_RE
-from ..flagscale import driver_args as flagscale_driver_args
-from ..profiles.devices import visible_devices, visible_devices_env   # no pydantic
-from .defs import DEFS_DIR, SHELL_NAME, Opts, applies, load_defs, render
+from .context import as_lines, make_context
+from .defs import DEFS_DIR, applies, load_defs, render
+from .executor import exec_stage_script, failure_cause
+from .source import check_source, prepare_source, resolve_source, source_identity
+from .state import (container_view, fp_word, load_state, now, parse_container_state,
+                    save_container_state, save_state)
 
 if TYPE_CHECKING:   # annotations only: these are pydantic models (validated.Frozen stand in)
     from ..profiles import Profile
     from .stagedef import StageDef
-
-IN_CONTAINER_DIR = "/var/tmp/containerctl"
-ALWAYS_EXPORT = ["PATH", "LD_LIBRARY_PATH", "FLAGCX_DEBUG", "FLAGCX_DEBUG_SUBSYS", "FLAGCX_IB_HCA",
-                 "FLAGCX_ENABLE_TOPO_DETECT", "FLAGCX_SOCKET_IFNAME", "FLAGCX_USE_HOST_COMM",
-                 "NCCL_DEBUG", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
-                 "NVSHMEM_DISABLE_NVLS", "OMPI_MCA_btl_vader_single_copy_mechanism"]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
-# state
-
-def state_file(container: str) -> Path:
-    return paths.state_file(container)
-
-
-def _valid_state(st) -> bool:
-    return (isinstance(st, dict) and isinstance(st.get("container_id"), str)
-            and isinstance(st.get("stages"), dict)
-            and all(isinstance(k, str) and isinstance(v, dict) and isinstance(v.get("status"), str)
-                    for k, v in st["stages"].items()))
-
-
-def load_state(container: str, container_id: str, warn: Callable[[str], None] | None = None
-               ) -> dict:
-    """Which stages passed in this container, with which inputs. A state file that is not
-    JSON of the right shape is dropped with a warning (the stages simply run again)."""
-    f = state_file(container)
-    fresh = {"container_id": container_id, "stages": {}}
-    if not f.is_file():
-        return fresh
-    try:
-        st = json.loads(f.read_text())
-    except (OSError, ValueError, RecursionError) as exc:   # nested 5000 deep: not a state
-        st, why = None, f"not JSON ({type(exc).__name__ if isinstance(exc, RecursionError) else exc})"
-    else:
-        why = "not a containerctl state file (wrong shape)"
-    if not _valid_state(st):
-        (warn or (lambda m: None))(f"warning: ignoring the stage state {f}: {why}; stages will "
-                                   "run again")
-        return fresh
-    return st if st["container_id"] == container_id else fresh
-
-
-def save_state(container: str, st: dict) -> None:
-    paths.atomic_write(state_file(container), json.dumps(st, indent=1))
-
-
-CONTAINER_STATE = "state.json"      # in IN_CONTAINER_DIR: the same shape, written by any home
-
-
-def parse_container_state(text: str, container_id: str) -> dict | None:
-    try:
-        st = json.loads(text)
-    except ValueError:
-        return None
-    if not _valid_state(st) or st.get("container_id") != container_id:
-        return None
-    return st
-
-
-def load_container_state(engine: Engine, container: str, container_id: str) -> dict | None:
-    """The stage state kept inside the container (written by whichever home ran a stage
-    there last), or None when there is none or it is damaged: the truth about what passed in
-    this container, which a home's own state file only caches."""
-    return container_view(engine, container, container_id, "")[0]
-
-
-def container_view(engine: Engine, container: str, container_id: str, flagcx_dir: str
-                   ) -> tuple[dict | None, str | None]:
-    """(the container's stage state, the fingerprint in flagcx_dir's source marker — the
-    first word of its first line, as source.read_marker reads it) in one exec."""
-    sep = "\n--cctl-source-marker--\n"
-    try:
-        code, out = engine.exec_capture(container, [
-            "sh", "-c", 'cat "$1" 2>/dev/null; printf "$3"; [ -z "$2" ] || '
-            'head -n1 "$2/.containerctl-source" 2>/dev/null; exit 0', "view",
-            f"{IN_CONTAINER_DIR}/{CONTAINER_STATE}", flagcx_dir, sep.replace("\n", "\\n")])
-    except Exception:
-        return None, None
-    if code != 0 or sep not in out:
-        return None, None
-    st_text, _, marker = out.rpartition(sep)
-    words = marker.split()
-    return parse_container_state(st_text, container_id), (words[0] if words else None)
-
-
-def save_container_state(engine: Engine, container: str, st: dict) -> None:
-    engine.put_file(container, IN_CONTAINER_DIR, CONTAINER_STATE, json.dumps(st).encode())
-
-
-def _fp_word(source: str | None) -> str:
-    """`dir:abc` / `git:abc` / `abc` -> `abc` (the marker holds the bare fingerprint)."""
-    s = (source or "").strip()
-    return s.split(":", 1)[1] if s.startswith(("dir:", "git:")) else s
-
-
-# ---------------------------------------------------------------------------------------------
-# context
-
-
-
-def as_lines(values, what: str) -> str:
-    """A list for a stage script: one element per line (the script reads it with mapfile), so
-    an element may hold spaces, quotes or `$` but not a newline."""
-    out = []
-    for v in values:
-        v = str(v)
-        if "\n" in v or "\0" in v:
-            raise UsageError(f"{what}: {v!r} contains a newline",
-                             "remove the newline from the value")
-        out.append(v)
-    return "\n".join(out)
-
-
-def make_context(profile: Profile, options: dict | None = None,
-                 flagcx: "FlagCXInterface | None" = None) -> dict:
-    """What a stage script is rendered from. User-given VALUES travel only in ctx["env"]: the
-    renderer exports each one quoted (defs.render), and the built-in scripts read them as "$CCTL_…"
-    — so no value is ever spliced into bash text. The remaining keys are structure (which branch
-    of a script applies) and the legacy fragments the hetero launch still uses."""
-    options = options or {}
-    fx = profile.flagcx
-    perf = profile.stages.perf.model_dump()
-    if options.get("colls"):
-        perf["colls"] = options["colls"]
-    for k in ("begin", "end", "factor", "warmup", "iters"):
-        if options.get(k) is not None:
-            perf[k] = options[k]
-    colls = list(perf["colls"])
-    if options.get("all_colls"):
-        colls = list(DEFAULT_COLLS)
-        if flagcx is not None and flagcx.perf_colls:
-            colls = [c for c in DEFAULT_COLLS if c in flagcx.perf_colls] or colls
-    for c in colls:
-        if not WORD_RE.match(str(c)):
-            raise UsageError(f"collective {c!r} is not a FlagCX perf test name",
-                             "use names such as allreduce, allgather, broadcast")
-    plan = options.get("device_plan") or {}     # flagcx/variants.device_plan: auto resolved
-    nranks = int(options.get("nranks") or plan.get("nranks") or
-                 (fx.nranks if fx.nranks != "auto" else 1))
-    visible = visible_devices(fx, nranks, plan)   # auto: 0..nranks-1
-    stage_env = dict(fx.env)
-    for k, v in visible_devices_env(fx, nranks, plan).items():
-        stage_env.setdefault(k, v)
-    export = list(dict.fromkeys(ALWAYS_EXPORT + list(profile.container.env) + list(stage_env)))
-    for k in list(stage_env) + export:
-        if not SHELL_NAME.match(k):
-            raise UsageError(f"environment variable name {k!r} is not a shell identifier",
-                             "use letters, digits and _ (no '=', spaces or quotes)")
-    cctl_dir = f"{fx.dir.rstrip('/')}/../.containerctl"
-    tr, train = profile.stages.torch, profile.stages.train  # typed, defaults in profiles/model.py
-    ut = profile.stages.unittest
-    env: dict[str, str] = {
-        "CCTL_DIR": cctl_dir, "CCTL_FLAGCX_DIR": fx.dir.rstrip("/") or "/",
-        "CCTL_NRANKS": str(nranks), "CCTL_PLATFORM": profile.platform,
-        "CCTL_MAKE_FLAGS": as_lines(fx.make_flags, "flagcx.make_flags"),
-        "CCTL_DEVICE_HOME": fx.device_home or "",
-        "CCTL_PROFILE_CCL_HOME": fx.ccl_home or "",
-        "CCTL_PROFILE_MPI_HOME": fx.mpi_home or "",
-        "CCTL_PROFILE_MPI_LINK": fx.mpi_link or "",
-        "CCTL_INSTALL_MISSING": "1" if options.get("install_missing", True) else "0",
-        "CCTL_EXPORT_NAMES": " ".join(export),
-        "CCTL_MPIRUN_ARGS": as_lines(profile.stages.perf.mpirun_args, "stages.perf.mpirun_args"),
-        "CCTL_COLLS": " ".join(colls),
-        "CCTL_TORCH_INDEX_URL": tr.index_url or "",
-        "CCTL_TORCH_ADAPTOR": fx.torch_adaptor or "",
-        "CCTL_TORCH_EXAMPLE_ARGS": as_lines(tr.example_args, "stages.torch.example_args"),
-        "CCTL_TORCH_MASTER_PORT": str(tr.master_port),
-        "CCTL_TORCH_DEBUG": "1" if tr.debug else "",
-        "CCTL_UT_TIMEOUT": str(ut.timeout_per_binary),
-        "CCTL_UT_COMPONENTS": " ".join(ut.components or []),
-        "CCTL_UT_FILTER": ("-" + ":".join(ut.exclude)) if ut.exclude else "",
-        "CCTL_UT_SKIP_BINS": " ".join(getattr(ut, "skip_binaries", None) or []),
-        # the train driver's argv, from stages.train (checked there: cause + fix, exit 2)
-        "CCTL_TRAIN_ARGS": as_lines(flagscale_driver_args(
-            train.model_dump(), fx.visible_devices_env, visible),
-            "stages.train"),
-        "CCTL_TRAIN_CONDA_ENV": train.conda_env or "",
-    }
-    if flagcx is not None:
-        env.update(flagcx_env(flagcx, perf, options))
-        if fx.torch_adaptor:
-            # the adaptor one way only, the way this checkout reads it
-            t_env, t_argv = flagcx.torch_install(fx.torch_adaptor)
-            env["CCTL_TORCH_ADAPTOR_ENV"] = t_env.get("FLAGCX_ADAPTOR", "")
-            env["CCTL_TORCH_SETUP_ARGS"] = as_lines(t_argv, "torch setup arguments")
-        if fx.compile_kernel and "COMPILE_KERNEL" in (flagcx.make_vars_read or []):
-            # FlagCX's CI builds with COMPILE_KERNEL=1; only where this checkout's Makefiles read it
-            env["CCTL_BUILD_MAKE_VARS"] = "\n".join(
-                x for x in (env.get("CCTL_BUILD_MAKE_VARS", ""), "COMPILE_KERNEL=1") if x)
-    env.update(stage_env)
-    make_flags = " ".join(shlex.quote(f) for f in fx.make_flags)
-    path_vars = []
-    if fx.device_home:
-        path_vars.append(f"DEVICE_HOME={shlex.quote(fx.device_home)}")
-    path_vars.append('${CCL_HOME:+CCL_HOME="$CCL_HOME"}')
-    path_vars.append('${MPI_HOME:+MPI_HOME="$MPI_HOME"}')
-    return {
-        "profile": profile, "platform": profile.platform, "nranks": nranks, "env": env,
-        "flagcx": flagcx, "perf": Opts(perf), "torch": Opts(tr.model_dump()),
-        "train": Opts(train.model_dump()),
-        "print_buffer": bool(perf.get("print_buffer", True)),
-        "references": profile.references, "platform_key": profile.name,
-        "known_failures": list(ut.known_failures),
-        "known_build_failures": list(ut.known_build_failures),
-        "excluded_tests": list(ut.exclude),
-        # legacy fragments, used only by the hetero launch (cluster) until it moves onto env
-        "fx": fx, "colls": " ".join(colls), "make_flags": make_flags,
-        "path_vars": " ".join(path_vars), "export_names": " ".join(export),
-        "cctl_dir": cctl_dir, "stage_env": {},
-    }
-
-
-def flagcx_env(fxi: "FlagCXInterface", perf: dict, options: dict) -> dict[str, str]:
-    """What the probed checkout tells the perf, torch and unittest scripts."""
-    env = {"CCTL_PERF_LAYOUT": fxi.perf_layout or "", "CCTL_PERF_DIR": fxi.perf_dir or "",
-           "CCTL_PERF_BIN_DIR": fxi.perf_bin_dir or "",
-           "CCTL_PERF_PREFIX": fxi.perf_bin_prefix or ""}
-    if fxi.perf_layout:
-        env["CCTL_PERF_ARGS"] = as_lines(fxi.perf_args(
-            begin=perf["begin"], end=perf["end"], factor=perf["factor"], warmup=perf["warmup"],
-            iters=perf["iters"], print_buffer=perf.get("print_buffer", True),
-            dtype=perf.get("dtype"), op=perf.get("op"),
-            extra=perf.get("extra_args") or []), "stages.perf.extra_args")
-    env["CCTL_BUILD_MAKE_VARS"] = as_lines(
-        [f"{k}={v}" for k, v in fxi.build_make_vars().items()], "make variables")
-    env["CCTL_UT_LAYOUT"] = fxi.unittest_layout
-    if not env.get("CCTL_UT_COMPONENTS"):
-        env["CCTL_UT_COMPONENTS_PROBED"] = " ".join(fxi.unittest_components)
-    env["CCTL_UT_MAKE_VARS"] = as_lines(
-        [f"{k}={v}" for k, v in fxi.unittest_make_vars().items()], "make variables")
-    env["CCTL_TORCH_DIR"] = fxi.torch_dir or ""
-    env["CCTL_TORCH_EXAMPLE"] = fxi.torch_example or ""
-    return env
-
-
-from .source import check_source, prepare_source, resolve_source, source_identity  # noqa: E402,F401
-
-
-# ---------------------------------------------------------------------------------------------
-# execution with kill-on-interrupt
-
-KILL_SCRIPT = r"""sid=$(cat "$1" 2>/dev/null)
-tok=$2
-spare=${3:-}
-# every process of the stage: its session, and anything that carries the stage's token in its
-# environment (a process that started a session of its own still inherits the token). $3: pids
-# to spare (the stage's own wrapper and its setsid, when it sweeps up after its script ended).
-# TERM, then KILL for what is still alive after up to 2 s (no wait when nothing was found).
-# (bash builtins only, no process per process looked at: a sweep ends every stage)
-match() {
-  local st envs IFS
-  read -r st 2>/dev/null < "$1/stat" || return 1
-  set -- "$1" ${st##*) }           # $2 state, $3 ppid, $4 pgrp, $5 session
-  [ "$2" != Z ] || return 1
-  [ -n "$sid" ] && [ "$5" = "$sid" ] && return 0
-  [ -n "$tok" ] || return 1
-  mapfile -d '' -t envs 2>/dev/null < "$1/environ" || return 1
-  IFS=$'\1'
-  [[ "$IFS${envs[*]}$IFS" == *"${IFS}CCTL_STAGE_TOKEN=$tok$IFS"* ]]
-}
-for sig in TERM KILL; do
-  n=0
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    case " $$ $spare " in *" $pid "*) continue ;; esac
-    match "$p" && kill -$sig "$pid" 2>/dev/null && n=$((n+1))
-  done
-  [ $n = 0 ] && break
-  if [ $sig = TERM ]; then
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      sleep 0.2; left=0
-      for p in /proc/[0-9]*; do
-        pid=${p#/proc/}
-        case " $$ $spare " in *" $pid "*) continue ;; esac
-        match "$p" && { left=1; break; }
-      done
-      [ $left = 0 ] && break 2
-    done
-  fi
-done
-exit 0"""
-
-
-def session_alive(engine: Engine, container: str, pidfile: str) -> list[str]:
-    """Live processes still in the stage's session (zombies are dead: not counted)."""
-    code, out = engine.exec_capture(container, ["bash", "-c", f"""sid=$(cat {pidfile} 2>/dev/null) || exit 0
-for p in /proc/[0-9]*; do f=$(sed 's/.*) //' "$p/stat" 2>/dev/null); set -- $f
-[ "$4" = "$sid" ] && [ "$1" != Z ] && echo "${{p#/proc/}} $(cat $p/comm 2>/dev/null)"; done; exit 0"""])
-    return [ln for ln in out.splitlines() if ln.strip()]
-
-
-def exec_stage_script(engine: Engine, container: str, script: str, stage: str, timeout: int,
-                      on_output: Callable[[bytes], None], run_token: str = "",
-                      run: Callable[[str], str] | None = None) -> tuple[int, str]:
-    """Returns (exit code, outcome) with outcome in ok | timeout | interrupted. Whatever the
-    script returned, what it left behind (a daemon that setsid'd away, a background job) is
-    killed when it ends. `run_token` marks every process of the stage for the run's watchdog
-    (stages.locks), which kills them if this process goes away."""
-    import uuid
-    token = uuid.uuid4().hex
-    d = f"{IN_CONTAINER_DIR}/{stage}"
-    pidfile = f"{d}/session"
-    env = {"CCTL_STAGE_TOKEN": token}
-    if run_token:
-        env["CCTL_RUN_TOKEN"] = run_token
-    # the scripts travel in the exec's environment and the shell that becomes the stage writes
-    # them (kill.sh before the session id): one engine round trip instead of a copy and an
-    # exec. A script too big for one environment string (or holding a NUL) is copied first.
-    if len(script.encode()) < 100_000 and "\0" not in script:
-        env.update(CCTL_SCRIPT_SH=script, CCTL_KILL_SH=KILL_SCRIPT)
-        write = (f'mkdir -p {d} && printf %s "$CCTL_SCRIPT_SH" > {d}/script.sh && printf %s '
-                 f'"$CCTL_KILL_SH" > {d}/kill.sh && chmod 755 {d}/script.sh {d}/kill.sh || '
-                 f'{{ echo "containerctl: cannot write the stage script in {d}" >&2; exit 125; }}'
-                 '; unset CCTL_SCRIPT_SH CCTL_KILL_SH; ')
-    else:
-        engine.put_files(container, "/", {
-            f"{d.lstrip('/')}/script.sh": (script.encode(), 0o755),
-            f"{d.lstrip('/')}/kill.sh": (KILL_SCRIPT.encode(), 0o755)})
-        write = ""
-    # setsid makes the stage a session of its own; its id (= the shell's pid) is written first.
-    # After the script, the shell sweeps up what the stage left (sparing itself and setsid).
-    # `run` (a scheduler's plug) turns the script's path into the command that runs it
-    launch = run(f"{d}/script.sh") if run else f"bash {d}/script.sh"
-    cmd = ["setsid", "-w", "bash", "-c", write + f'echo $$ > {pidfile}; {launch}; '
-           f'rc=$?; bash {d}/kill.sh {pidfile} "$CCTL_STAGE_TOKEN" "$$ $PPID"; exit $rc']
-    result: dict = {}
-
-    def target():
-        try:
-            result["code"] = engine.exec(container, cmd, on_output=on_output, env=env)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
-            result["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    deadline = time.monotonic() + timeout
-    outcome = "ok"
-    try:
-        with interrupt_signals():
-            while t.is_alive():
-                t.join(0.2)
-                if time.monotonic() > deadline:
-                    outcome = "timeout"
-                    break
-    except KeyboardInterrupt:
-        outcome = "interrupted"
-    if outcome != "ok":
-        try:
-            # the kill script inline: it works even before the stage's shell wrote kill.sh
-            engine.exec(container, ["bash", "-c", KILL_SCRIPT, "kill", pidfile, token])
-        except Exception:
-            pass
-        t.join(15)
-        return (124 if outcome == "timeout" else 130), outcome
-    if "error" in result:
-        raise result["error"]
-    return int(result.get("code", 1)), "ok"
-
-
-# ---------------------------------------------------------------------------------------------
-# the pipeline
-
-def failure_cause(text: str, ctx: dict | None = None) -> str:
-    """The first real error line of a failed stage's output (compiler, setuptools, traceback,
-    mpirun …), with the NCCL-mismatch fix where FlagCX's adaptor and the NCCL found disagree."""
-    try:
-        from ..results import logerrors as LE
-    except ImportError:  # pragma: no cover - the extractor ships with the package
-        LE = None
-    if LE is not None:
-        err = LE.first_error(text)
-        if err is not None:
-            line = err.line.strip()[:300]
-            from .markers import first_value   # the build stage's `cctl_mark nccl …`
-            ver = first_value("nccl", text) or (ctx or {}).get("nccl_version")
-            fix = LE.nccl_api_mismatch(text, ver) if hasattr(LE, "nccl_api_mismatch") else None
-            return line + (f" — {fix}" if fix else "")
-    tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-    return tail[0][:300]
-
-
-
-
-from ..results.verdict import run_status  # noqa: E402,F401  (the one rule: results/verdict.py)
-
-
-class interrupt_signals:
-    """SIGTERM and SIGHUP (a closed terminal or ssh session) end a run as Ctrl-C does: the
-    stage's processes are killed and the run is recorded `interrupted`. Only the first signal
-    interrupts: a second one during that cleanup is ignored. Installed in the main thread only,
-    and not over a handler that someone else installed."""
-    fired = False
-
-    def __init__(self):
-        self.old: dict = {}
-
-    @staticmethod
-    def _handler(signum, frame):
-        if interrupt_signals.fired:
-            return
-        interrupt_signals.fired = True
-        raise KeyboardInterrupt
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-                if sig is None:
-                    continue
-                cur = signal.getsignal(sig)
-                if cur in (signal.SIG_DFL, None):
-                    self.old[sig] = cur
-                    signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self.old.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
-        self.old = {}
-        return False
 
 
 @dataclass
@@ -566,7 +144,7 @@ class Pipeline:
         self.container_source = marker
         build = self.state["stages"].get("build", {})
         had = build.get("source")
-        if had and build.get("status") == "passed" and _fp_word(had) != marker:
+        if had and build.get("status") == "passed" and fp_word(had) != marker:
             gone = {"build"}
             for d in self.defs:
                 if any(r in gone for r in d.requires):
@@ -576,7 +154,7 @@ class Pipeline:
                 self.state["stages"].pop(n, None)
             now_is = f"is source {marker}" if marker else "has no containerctl source marker"
             self.status(f"note: the FlagCX tree in {self.container}:{self.profile.flagcx.dir} "
-                        f"{now_is}, not {_fp_word(had)} that build passed with here "
+                        f"{now_is}, not {fp_word(had)} that build passed with here "
                         f"(rebuilt from another home?): {', '.join(dropped)} must run again")
         if cst is not None or had:
             save_state(self.container, self.state)
@@ -698,8 +276,7 @@ class Pipeline:
                     outcomes.append(oc)
                     failed.add(sd.name)
                     continue
-                from ..flagcx.variants import run_variants
-                vocs = run_variants(self, sd, run_id)
+                vocs = self.run_variants(sd, run_id)
                 oc = self.run_one(sd, run_id, force) if vocs is None else \
                     next((o for o in vocs if o.status not in ("passed", "skipped")), vocs[-1])
                 outcomes.extend(vocs or [oc])
@@ -708,6 +285,78 @@ class Pipeline:
                 elif oc.status not in ("passed", "skipped"):
                     break
         return run_id, outcomes
+
+    def run_variants(self, sd: StageDef, run_id: str) -> list[StageOutcome] | None:
+        """Run stage `sd` once per asked variant (each its own record `<stage>-<variant>`, its own
+        verdict and log); None when no variant applies to this stage (the plain run happens)."""
+        from ..flagcx.variants import resolve, select, variant_table
+        asked = list(self.options.get("variants") or [])
+        table = variant_table(self.profile, sd.name)
+        if not asked or not table:
+            return None
+        chosen = [(n, v) for n, v in select(sd.name, table, ["all"]) if "all" in asked or n in asked]
+        if not chosen:
+            return None
+        try:
+            fxi = self.probe_flagcx()
+        except StageError:
+            return None          # the plain run records why there is no checkout
+        self.interface = fxi
+        base = make_context(self.profile, self.options, fxi)
+        perf = base["perf"]
+        out = []
+        for name, v in chosen:
+            rname = f"{sd.name}-{name}"
+            r = resolve(sd.name, name, v, fxi, str(base["env"].get("CCTL_COLLS", "")).split(),
+                        int(base["nranks"]))
+            info = {"name": name, "of": sd.name, "description": v.description, "ci": v.ci,
+                    "env": dict(v.env), "extra_args": list(v.extra_args), "nranks": r.nranks,
+                    "colls": r.colls, "notes": r.notes, "expect_hybrid": v.expect_hybrid,
+                    "hosts": v.hosts}
+            if r.skip:
+                oc = StageOutcome(rname, "skipped", f"variant {name} not applicable: {r.skip}")
+                self._record(run_id, sd, oc, 0.0, None, metrics={"variant": info},
+                             repro={"variant": info})
+                self.events("stage-end", rname, status="skipped", message=oc.message, duration=0.0)
+                self.status(f"{rname}: skipped ({r.skip})")
+                out.append(oc)
+                continue
+            export = list(dict.fromkeys(base["env"].get("CCTL_EXPORT_NAMES", "").split() + list(v.env)))
+            env = dict(v.env)
+            env.update({"CCTL_NRANKS": str(r.nranks), "CCTL_EXPORT_NAMES": " ".join(export)})
+            if v.make_vars:
+                mv = [x for x in str(base["env"].get("CCTL_BUILD_MAKE_VARS", "")).split("\n") if x]
+                mv = [x for x in mv if x.split("=", 1)[0] not in
+                      {m.split("=", 1)[0] for m in v.make_vars}]
+                env["CCTL_BUILD_MAKE_VARS"] = as_lines(mv + list(v.make_vars), "make variables")
+            if sd.name == "perf":
+                env["CCTL_COLLS"] = " ".join(r.colls)
+                env["CCTL_VARIANT_HOSTS"] = str(v.hosts or 0)
+                if fxi.perf_layout:
+                    env["CCTL_PERF_ARGS"] = as_lines(fxi.perf_args(
+                        begin=v.begin or perf["begin"], end=v.end or perf["end"],
+                        factor=perf["factor"], warmup=perf["warmup"], iters=v.iters or perf["iters"],
+                        print_buffer=perf.get("print_buffer", True), dtype=perf.get("dtype"),
+                        op=perf.get("op"), root=v.root,
+                        extra=list(perf.get("extra_args") or []) + list(v.extra_args)),
+                        f"variant {name} extra_args")
+            elif sd.name == "unittest" and v.components:
+                env["CCTL_UT_COMPONENTS"] = " ".join(v.components)
+            for n in r.notes:
+                self.status(f"{rname}: {n}")
+            plug = StagePlug(name=rname, ctx={"nranks": r.nranks, "variant": name,
+                                              "expect_hybrid": v.expect_hybrid},
+                             env=env, metrics={"variant": info}, repro={"variant": info})
+            out.append(self.run_one(sd, run_id, True, plug=plug))
+            if out[-1].status in ("interrupted", "timeout"):
+                break
+        # the stage as asked for: its variants' worst verdict (the run's status rule reads it)
+        st = [o.status for o in out]
+        worst = next((s for s in ("interrupted", "timeout", "failed") if s in st),
+                     "passed" if "passed" in st else "skipped")
+        summary = ", ".join(f"{o.name[len(sd.name) + 1:]} {o.status}" for o in out)
+        out.append(StageOutcome(sd.name, worst, f"variants: {summary}"))
+        return out
 
     def events(self, kind: str, stage: str, **data) -> None:
         """stage-start / stage-end for a live view; a broken view never breaks a run."""
