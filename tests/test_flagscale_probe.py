@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from containerctl.errors import UsageError
+from containerctl.errors import ProfileError
 from containerctl.flagscale import driver_args, probe_local
 from containerctl.results.train import judge
 
@@ -208,8 +208,19 @@ def test_min_loss_drop_is_the_profiles_tolerance():
     assert checks_of(out)["train loss decreased"]["ok"] is True
     c = checks_of(out, min_drop=0.1)["train loss decreased"]
     assert c["ok"] is False and "not below 9" in c["detail"] and "min_loss_drop 0.1" in c["detail"]
-    with pytest.raises(UsageError):
-        driver_args({"flagscale": "/x", "min_loss_drop": 2}, None, None)
+    with pytest.raises(ProfileError, match="min_loss_drop"):   # checked by the profile's model
+        _train_profile("min_loss_drop=2")
+
+
+def test_without_a_profile_the_tolerance_is_the_models_default(monkeypatch):
+    """A log judged on its own (no stages.train) takes min_loss_drop from TrainOpts, nowhere else."""
+    from containerctl.profiles.model import TrainOpts
+    out = "CCTL_TRAIN asked iterations=2\n" + "\n".join(
+        f" iteration {i}/2 | lm loss: {v} |" for i, v in ((1, 10.0), (2, 9.5)))
+    assert checks_of(out)["train loss decreased"]["ok"] is True        # default 0: just lower
+    monkeypatch.setattr(TrainOpts.model_fields["min_loss_drop"], "default", 0.1)
+    c = checks_of(out)["train loss decreased"]
+    assert c["ok"] is False and "min_loss_drop 0.1" in c["detail"]
 
 
 def test_nan_loss_fails(tmp_path):
@@ -264,17 +275,27 @@ def test_unusable_flagscale_fails_before_anything_runs(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
+def _train_profile(*sets: str):
+    """cpu-selftest with stages.train set: checked where every profile key is (TrainOpts)."""
+    from containerctl.profiles import load_profile
+    return load_profile("cpu-selftest", ["stages.train.flagscale=/fs",
+                                         *(f"stages.train.{x}" for x in sets)], site=False)
+
+
 def test_train_options_are_checked_with_a_fix():
-    with pytest.raises(UsageError) as e:
-        driver_args({"flagscale": "/x", "iteratons": 3}, None, None)
-    assert "stages.train.iteratons is not a train option" in e.value.message
-    with pytest.raises(UsageError) as e:
-        driver_args({"flagscale": "/x", "backend": "gloo"}, None, None)
-    assert "one of flagcx, nccl" in e.value.message
-    a = driver_args({"flagscale": "/fs", "data_path": "/d", "tokenizer_path": "/t"},
-                    "CUDA_VISIBLE_DEVICES", "auto")
-    assert a[a.index("--preset") + 1] == "runbook"
-    assert driver_args({"flagscale": "/fs"}, None, None)[3] == "small"
+    with pytest.raises(ProfileError) as e:
+        _train_profile("iteratons=3")
+    assert "unknown key `stages.train.iteratons`" in e.value.message
+    assert "stages.train.iterations" in e.value.hint
+    with pytest.raises(ProfileError) as e:
+        _train_profile("backend=gloo")
+    assert "`stages.train.backend`" in e.value.message and "'flagcx' or 'nccl'" in e.value.message
+    # the driver's command line from the model's values (every key, defaults included)
+    train = _train_profile("data_path=/d", "tokenizer_path=/t", "unpatch=false").stages.train
+    a = driver_args(train.model_dump(), "CUDA_VISIBLE_DEVICES", "auto")
+    assert a[a.index("--preset") + 1] == "runbook" and a[a.index("--unpatch") + 1] == "no"
+    assert a[a.index("--iterations") + 1] == "20" and "--visible-devices" in a
+    assert driver_args(_train_profile().stages.train.model_dump(), None, None)[3] == "small"
 
 
 def test_runbook_preset_keeps_the_examples_model_and_sets_the_runbooks_edits(tmp_path):

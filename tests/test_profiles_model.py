@@ -181,7 +181,7 @@ def test_train_defaults_are_the_drivers_own():
     drv = _driver_defaults()
     model = TrainOpts()
     checked = 0
-    for key, (_kind, opt, _what) in TRAIN_KEYS.items():
+    for key, opt in TRAIN_KEYS.items():
         if opt is None or opt == "--flagscale" or opt not in drv:
             continue
         want, got = getattr(model, key), drv[opt]

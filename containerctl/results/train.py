@@ -81,6 +81,16 @@ def _num(v: Any) -> float | None:
         return None
 
 
+def _min_loss_drop(opts: Any) -> float:
+    """stages.train.min_loss_drop of the stage's profile; a log judged without one (results
+    import, a test) gets the model's default, the one place it is set."""
+    drop = _num(getattr(opts, "min_loss_drop", None)) if opts is not None else None
+    if drop is None:
+        from ..profiles.model import TrainOpts   # start-up: pydantic, only when no profile came
+        drop = float(TrainOpts.model_fields["min_loss_drop"].default)
+    return drop
+
+
 def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
     ctx = ctx or {}
     opts = ctx.get("train")
@@ -135,7 +145,7 @@ def judge(text: str, ctx: dict | None = None) -> tuple[dict, list[dict], dict]:
         else:
             checks.append(Check("train loss finite", True,
                                 f"{len(losses)} finite losses, no nan iterations"))
-    drop = _num(getattr(opts, "min_loss_drop", None) if opts is not None else None) or 0.0
+    drop = _min_loss_drop(opts)
     finite = [(it, v) for it, v in losses if math.isfinite(v)]
     if len(finite) >= 2 and not bad:
         (i0, l0), (i1, l1) = finite[0], finite[-1]
