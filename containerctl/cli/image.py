@@ -1,6 +1,6 @@
-"""`containerctl image list | render | build | tag | blocks`: a thin front over images.py.
+"""`containerctl image list | render | build | tag | blocks`: a thin front over the images package.
 
-Heavy imports (images.py with pydantic and jinja2, the engine) happen inside the commands so
+Heavy imports (containerctl.images with pydantic and jinja2, the engine) happen inside the commands so
 that `containerctl --help` stays fast. Failures are containerctl.errors exceptions; the main CLI
 prints them and exits 2.
 """

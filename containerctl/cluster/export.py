@@ -2,7 +2,7 @@
 --container-image, one heterogeneous-job component per host) or a Kubeflow MPIJob manifest.
 
 What it names is what exists: the image is the one the host's container runs, else the
-content-hash tag (`containerctl/<spec>:<sha12>`, images.py) this machine's engine has or would
+content-hash tag (`containerctl/<spec>:<sha12>`, images/) this machine's engine has or would
 build — with how to push it — unless `--image HOST=REF` says where it was pushed; the perf binary
 and its options come from the FlagCX checkout's own interface (flagcx.FlagCXInterface): the
 newest passed build record of the first host, else a probe of `--source DIR` or the profile's

@@ -1,5 +1,5 @@
 """The profile's variant models (stages.perf.variants / stages.unittest.variants): pydantic, read
-by profiles.py. What a variant means at run time is in variants.py."""
+by profiles/model.py. What a variant means at run time is in variants.py."""
 from __future__ import annotations
 
 import re

@@ -23,7 +23,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 def __getattr__(name: str):
-    """The pydantic models live in variant_model.py (imported by profiles.py): the runner's fast
+    """The pydantic models live in variant_model.py (imported by profiles/model.py): the runner's fast
     path (exec-stage without pydantic) imports this module, not them."""
     if name in ("Variant", "VariantNeeds"):
         from . import variant_model

@@ -8,7 +8,7 @@
     devices.py  the visible-devices variable and its value, for the container (runspec) and a
                 stage (runner.make_context); no pydantic
 
-Every name of those modules is reachable from here as it was from the single profiles.py
+Every name of those modules is reachable from here as it was when profiles was one module
 (`from containerctl.profiles import load_profile, Profile, _Located`), imported on
 first use (PEP 562): importing the package alone loads neither pydantic nor yaml.
 """

@@ -438,7 +438,7 @@ class TorchOpts(_Strict):
 
 class TrainOpts(_Strict):
     """stages.train: the FlagScale training stage (50-train.yaml runs flagscale_train.py). The
-    defaults are the driver's own (its argparse defaults, kept equal by tests/test_profiles_split);
+    defaults are the driver's own (its argparse defaults, kept equal by tests/test_profiles_model.py);
     the runner passes every value (flagscale.driver_args). Unset `flagscale`: the stage does not
     apply."""
     model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True,

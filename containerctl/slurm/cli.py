@@ -1,4 +1,4 @@
-"""The cluster commands for a `scheduler: slurm` inventory (cli_cluster routes here)."""
+"""The cluster commands for a `scheduler: slurm` inventory (cli/cluster.py routes here)."""
 from __future__ import annotations
 
 import sys
