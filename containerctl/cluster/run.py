@@ -28,7 +28,7 @@ Echo = Callable[[str, str], None]
 
 
 def kill_stage(h: Host, stage: str) -> None:
-    """Stop the stage session `stage` in h's container (runner.KILL_SCRIPT by its session id),
+    """Stop the stage session `stage` in h's container (stages/executor.KILL_SCRIPT by its session id),
     for a Ctrl-C that the main thread received while a worker thread ran the stage."""
     from ..stages.state import IN_CONTAINER_DIR
     d = f"{IN_CONTAINER_DIR}/{stage}"

@@ -6,7 +6,7 @@
     loader.py   the search path, YAML with line numbers, extends, the site overlay, --set,
                 load_profile and the file:line error messages
     devices.py  the visible-devices variable and its value, for the container (runspec) and a
-                stage (runner.make_context); no pydantic
+                stage (stages/context.make_context); no pydantic
 
 Every name of those modules is reachable from here as it was when profiles was one module
 (`from containerctl.profiles import load_profile, Profile, _Located`), imported on

@@ -1,6 +1,6 @@
 """Which devices a container or a stage sees: the platform's visible-devices variable
 (flagcx.visible_devices_env: CUDA_VISIBLE_DEVICES, XPU_VISIBLE_DEVICES, …) and its value, decided
-here for both the container's environment (runspec) and a stage's (runner.make_context).
+here for both the container's environment (runspec) and a stage's (stages/context.make_context).
 
 No pydantic here: the runner reads remembered profiles (validated.Frozen) without the models,
 so `fx` is anything with the FlagCXOpts attributes.
