@@ -218,7 +218,7 @@ def load_inventory(path: str | Path) -> Inventory:
     except ValidationError as exc:
         from ..profiles import format_validation
         raise format_validation(exc, loc, None, root=Inventory, missing_hint=f"({INVENTORY_HINT})",
-                                 type_hint=INVENTORY_HINT) from None
+                                type_hint=INVENTORY_HINT) from None
     inv.source_file = str(p)
     return inv
 

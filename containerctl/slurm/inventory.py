@@ -155,7 +155,7 @@ def load(path: str | Path) -> SlurmInventory:
         inv = SlurmInventory.model_validate(data)
     except ValidationError as exc:
         raise format_validation(exc, loc, None, root=SlurmInventory, missing_hint=f"({HINT})",
-                                 type_hint=HINT) from None
+                                type_hint=HINT) from None
     except ValueError as exc:  # pragma: no cover - pydantic wraps validators' errors
         raise ProfileError(f"{p}: {exc}", HINT) from None
     inv.source_file = str(p)
