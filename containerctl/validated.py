@@ -34,7 +34,7 @@ _PKG = Path(__file__).resolve().parent
 # the code whose behaviour a remembered result stands for
 _CODE = ("profiles/__init__.py", "profiles/model.py", "profiles/loader.py", "yamlio.py",
          "names.py", "paths.py", "errors.py", "validated.py",
-         "results/references.py", "stages/defs.py", "stages/stagedef.py")
+         "results/references.py", "stages/catalog.py", "stages/stagedef.py")
 
 
 class Frozen:

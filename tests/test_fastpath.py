@@ -182,7 +182,7 @@ STAGE = """\
 
 
 def _fresh_defs():
-    from containerctl.stages import defs
+    from containerctl.stages import catalog as defs
     defs._CACHE.clear()
     return defs
 
@@ -193,7 +193,7 @@ def test_remembered_stage_defs_follow_their_files(cwd, monkeypatch):
     f.write_text(textwrap.dedent(STAGE))
     real = _fresh_defs()._load_defs()
     first = _fresh_defs().load_defs()
-    from containerctl.stages import defs
+    from containerctl.stages import catalog as defs
     validate = defs._load_defs
     monkeypatch.setattr(defs, "_load_defs", lambda: pytest.fail("validated again"))
     again = _fresh_defs().load_defs()
@@ -216,7 +216,7 @@ def test_remembered_stage_defs_follow_their_files(cwd, monkeypatch):
                                     "", "no newline at the end"])
 def test_a_script_without_jinja_syntax_renders_as_jinja_renders_it(script):
     import jinja2
-    from containerctl.stages import defs
+    from containerctl.stages import render as defs
     from containerctl.stages.stagedef import StageDef
     sd = StageDef(name="x", script=script)
     ctx = {"env": {"CCTL_NRANKS": "2", "CCTL_OTHER": "x", "PATH": "/bin"}}

@@ -182,7 +182,8 @@ def test_torch_stage_gets_the_adaptor_one_way(tmp_path):
     """The rendered torch stage names the adaptor through FLAGCX_ADAPTOR for checkouts that read
     it, through --adaptor only for those that do not — never both."""
     from containerctl.profiles import load_profile
-    from containerctl.stages.defs import get_def, render
+    from containerctl.stages.catalog import get_def
+    from containerctl.stages.render import render
     from containerctl.stages.context import make_context
     prof = load_profile("nvidia-h200", site=False)
     fx = probe_local(make_tree(tmp_path / "t", "v0.13"))

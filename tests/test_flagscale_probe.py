@@ -134,7 +134,7 @@ def drive(tmp_path: Path, root: Path, *extra: str, mode: str = "down", devices: 
 
 def checks_of(out: str, min_drop=None) -> dict:
     ctx = {"train": {"min_loss_drop": min_drop}} if min_drop is not None else {}
-    from containerctl.stages.defs import Opts
+    from containerctl.stages.render import Opts
     ctx = {k: Opts(v) for k, v in ctx.items()}
     _, checks, _ = judge(out, ctx)
     return {c["name"]: c for c in checks}

@@ -19,7 +19,7 @@ from containerctl.launch import (Line, LocalLaunch, MpiFacts, Segment, SrunLaunc
                                  launch_argv, local_line, mpich_mpmd, srun_line, srun_mpmd,
                                  stage_launch_env)
 from containerctl.slurm.backend import ranks_argv
-from containerctl.stages.defs import render
+from containerctl.stages.render import render
 from containerctl.stages.stagedef import StageDef
 from containerctl.slurm.inventory import load
 

@@ -10,7 +10,8 @@ import pytest
 
 from containerctl.flagcx import probe_local
 from containerctl.profiles import load_profile
-from containerctl.stages.defs import VALUES_END, load_defs, render
+from containerctl.stages.catalog import load_defs
+from containerctl.stages.render import VALUES_END, render
 from containerctl.stages.context import make_context
 
 from test_flagcx_probe import make_tree

@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
                    quiet: bool = typer.Option(False, "--quiet", "-q")):
         """Run one stage on the cluster (its prerequisites must have passed)."""
         from ..errors import UsageError
-        from ..stages.defs import get_def
+        from ..stages.catalog import get_def
         sd = get_def(stage)
         opts = _options(coll, begin, end, iters, warmup, timeout, source)
         if _slurm(hosts):

@@ -113,7 +113,7 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
             variant: Optional[List[str]] = None) -> int:
     from .. import lifecycle
     from ..engine import get_engine
-    from ..stages.defs import get_def
+    from ..stages.catalog import get_def
     from ..stages.runner import Pipeline
     from ..ui.session import make_view, pipeline_callbacks
     _guard_streams()
@@ -125,7 +125,7 @@ def run_cmd(profile: Optional[str] = None, name: Optional[str] = None,
     p, set_ = lifecycle.run_settings(engine, profile, name, set_, _say)
     if variant:
         from ..flagcx.variants import check_asked
-        from ..stages.defs import stage_names
+        from ..stages.catalog import stage_names
         check_asked(p, list(only or stage_names()), variant)   # refused before anything is made
     if source:   # a --source tree that cannot be read and copied safely: before any container
         from ..stages.source import check_source_tree
@@ -176,7 +176,7 @@ def exec_stage_cmd(*, stage: str, profile: Optional[str], name: Optional[str], f
     from ..engine import get_engine
     # the container's last-run settings, read while the rest is imported and loaded
     early = lifecycle.Prefetch(get_engine(), name) if name else None
-    from ..stages.defs import get_def
+    from ..stages.catalog import get_def
     from ..stages.runner import Pipeline
     from ..ui.session import make_view, pipeline_callbacks
     from ..validated import load_profile    # the same profile; pydantic only when it changed
@@ -203,7 +203,7 @@ def status_cmd(*, profile: Optional[str], name: Optional[str], json_out: bool) -
     from .. import lifecycle
     from ..engine import get_engine
     early = lifecycle.Prefetch(get_engine(), name) if name else None   # its kept settings
-    from ..stages.defs import stage_names
+    from ..stages.catalog import stage_names
     from ..stages.state import load_container_state, load_state
     from ..ui.tables import print_json, print_table
     engine = get_engine()
@@ -228,7 +228,7 @@ def status_cmd(*, profile: Optional[str], name: Optional[str], json_out: bool) -
 
 
 def stages_cmd(json_out: bool = False) -> int:
-    from ..stages.defs import load_defs
+    from ..stages.catalog import load_defs
     from ..ui.tables import print_json, print_table
     defs = load_defs()
     if json_out:

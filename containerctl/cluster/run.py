@@ -251,7 +251,7 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     host), then `hetero` on the first host with the multi-host launch plugged in (launch.py's
     argv, every rank's own output file gathered from every host). Returns (run id, record)."""
     from ..results import store
-    from ..stages.defs import get_def
+    from ..stages.catalog import get_def
     from ..results.model import Status
     from ..results.verdict import run_status
     from ..stages.context import as_lines

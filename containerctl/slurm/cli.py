@@ -20,7 +20,8 @@ def default_stages(cl) -> list[str]:
     """What `cluster run` runs on Slurm: the profile's host stages that apply, in order."""
     from ..profiles import load_profile
     from ..stages.context import make_context
-    from ..stages.defs import applies, load_defs
+    from ..stages.catalog import load_defs
+    from ..stages.render import applies
     prof = load_profile(cl.s.profile, list(cl.s.set))
     ctx = make_context(prof, {})
     only = prof.stages.only
@@ -32,7 +33,7 @@ def run(hosts: str, stages: list[str] | None, options: dict, echo) -> int:
     """Allocate, run the stages as steps, print one line per stage and the job's end; the exit
     code: 0 passed, 130 interrupted, 1 otherwise."""
     cl = load(hosts)
-    from ..stages.defs import get_def
+    from ..stages.catalog import get_def
     for st in stages or []:
         if get_def(st).scope == "cluster":
             from ..errors import UsageError

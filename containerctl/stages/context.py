@@ -12,7 +12,7 @@ from ..flagcx import DEFAULT_COLLS
 from ..flagcx.interface import WORD_RE
 from ..flagscale import driver_args as flagscale_driver_args
 from ..profiles.devices import visible_devices, visible_devices_env   # no pydantic
-from .defs import SHELL_NAME, Opts
+from .render import SHELL_NAME, Opts
 
 if TYPE_CHECKING:   # annotations only: these are pydantic models (validated.Frozen stand in)
     from ..flagcx import FlagCXInterface

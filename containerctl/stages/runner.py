@@ -2,9 +2,10 @@
 container (run, run_one, a stage's variants): render → (host prepare) → execute → parse, check,
 record; the per-container state lets a rerun skip what already passed with the same inputs.
 Its parts are modules of their own: state.py (what passed in a container), context.py (what a
-script is rendered from), defs.py (the stage definitions and their rendering), executor.py
-(exec in a session of its own, kill it whole on timeout or Ctrl-C), locks.py (one run per
-container, whichever home asks)."""
+script is rendered from), catalog.py (which stages exist: defs/*.yaml and the user's),
+render.py (a definition + context -> its bash script), executor.py (exec in a session of its
+own, kill it whole on timeout or Ctrl-C), locks.py (one run per container, whichever home
+asks)."""
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,9 @@ from ..logread import LineSplitter, LogFile, ParseBuffer, log_error
 from ..results.verdict import run_status   # the one rule: results/verdict.py
 from . import checks as C
 from .context import as_lines, make_context
-from .defs import DEFS_DIR, applies, load_defs, render
+from .catalog import DEFS_DIR, load_defs
 from .executor import exec_stage_script, failure_cause
+from .render import applies, render
 from .source import check_source, prepare_source, resolve_source, source_identity
 from .state import (container_view, fp_word, load_state, now, parse_container_state,
                     save_container_state, save_state)
@@ -98,7 +100,7 @@ class Pipeline:
         names = [d.name for d in self.defs]
         for n in [from_, until] + list(only or []):
             if n and n not in names:
-                from .defs import get_def
+                from .catalog import get_def
                 get_def(n)  # raises with a suggestion
         sel = list(self.defs)
         if only:
@@ -615,7 +617,7 @@ class Pipeline:
             time.sleep(0.2)
 
     def _copy_assets(self, sd: StageDef) -> None:
-        from .defs import ASSETS_DIR
+        from .catalog import ASSETS_DIR
         dest = f"{self.ctx['cctl_dir']}/assets"
         self.engine.exec(self.container, ["mkdir", "-p", dest])
         for name in sd.assets:

@@ -1,4 +1,4 @@
-"""The pydantic model of a stage file (defs.py validates with it). Its own module so that a
+"""The pydantic model of a stage file (catalog.py validates with it). Its own module so that a
 command whose stage files were validated before never imports pydantic (containerctl.validated
 remembers the result)."""
 from __future__ import annotations
