@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import NotFound, ProfileError
 
@@ -204,23 +204,14 @@ def container_name(cluster: str, host: str) -> str:
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate a hosts file. A missing file is NotFound (exit 2) with a fix."""
-    from ..profiles import read_yaml
+    from ..profiles import load_located
     p = Path(path)
     if not p.is_file():
         if p.exists():
             raise ProfileError(f"{p}: not a file", "give the path of a hosts YAML file")
         raise NotFound(f"hosts file {p} does not exist",
                        f"write one ({INVENTORY_HINT}) and pass it with --hosts FILE")
-    data, loc = read_yaml(p)
-    data = {k: v for k, v in data.items() if k != "source_file"}
-    try:
-        inv = Inventory.model_validate(data)
-    except ValidationError as exc:
-        from ..profiles import format_validation
-        raise format_validation(exc, loc, None, root=Inventory, missing_hint=f"({INVENTORY_HINT})",
-                                type_hint=INVENTORY_HINT) from None
-    inv.source_file = str(p)
-    return inv
+    return load_located(Inventory, p, INVENTORY_HINT)
 
 
 # ---------------------------------------------------------------------------------------------

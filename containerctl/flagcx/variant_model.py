@@ -9,6 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .interface import WORD_RE
 
+MAKE_ASSIGN_RE = re.compile(r"^[A-Z][A-Z0-9_]*=\S+$")
+
+
+def check_make_assignments(values: list[str], what: str, example: str) -> list[str]:
+    """The one rule for what goes on FlagCX's make line from a profile (flagcx.make_flags, a
+    variant's make_vars): NAME=value, NAME in capitals."""
+    for f in values:
+        if not MAKE_ASSIGN_RE.match(f):
+            raise ValueError(f"{what} {f!r} must look like {example}")
+    return values
+
 
 class VariantNeeds(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -51,10 +62,7 @@ class Variant(BaseModel):
     @field_validator("make_vars")
     @classmethod
     def _mv(cls, v):
-        for f in v:
-            if not re.match(r"^[A-Z][A-Z0-9_]*=\S+$", f):
-                raise ValueError(f"make variable {f!r} must look like COMPILE_KERNEL=1")
-        return v
+        return check_make_assignments(v, "make variable", "COMPILE_KERNEL=1")
 
     @field_validator("colls", "components")
     @classmethod

@@ -25,7 +25,7 @@ __all__ = [
     "flagcx_dir_problem", "host_mount_warnings", "json_schema", "parse_size", "parse_ulimit",
     # loader
     "MAX_EXTENDS", "all_profile_names", "apply_sets", "deep_merge", "find_profile_file",
-    "format_validation", "input_files", "list_profiles", "load_profile", "parse_set",
+    "format_validation", "input_files", "list_profiles", "load_located", "load_profile", "parse_set",
     "profile_yaml", "read_yaml", "search_dirs", "site_overlay_file", "validate_file",
     # devices
     "visible_devices", "visible_devices_env",

@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -177,6 +177,24 @@ def _model_for(path: tuple, root: type[BaseModel] | None = None):
         else:
             return None
     return model
+
+
+def load_located(model: type[BaseModel], path: Path, hint: str,
+                 check: "Callable[[dict], None] | None" = None) -> Any:
+    """A YAML file other than a profile (a hosts inventory, a Slurm inventory) read with its
+    lines and validated into `model`; errors name file:line like a profile's, with `hint` (what
+    such a file looks like) as the fix. `check(data)` may refuse the raw data first."""
+    data, loc = read_yaml(path)
+    if check:
+        check(data)
+    data = {k: v for k, v in data.items() if k != "source_file"}
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation(exc, loc, None, root=model, missing_hint=f"({hint})",
+                                type_hint=hint) from None
+    obj.source_file = str(path)
+    return obj
 
 
 def format_validation(exc: ValidationError, loc: _Located, origin: dict[tuple, _Located] | None,

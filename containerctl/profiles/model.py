@@ -282,10 +282,7 @@ class FlagCXOpts(_Strict):
     @field_validator("make_flags")
     @classmethod
     def _flags(cls, v):
-        for f in v:
-            if not re.match(r"^[A-Z][A-Z0-9_]*=\S+$", f):
-                raise ValueError(f"make flag {f!r} must look like USE_NVIDIA=1")
-        return v
+        return check_make_assignments(v, "make flag", "USE_NVIDIA=1")
 
     _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_strings(v)))
     _env_keys = field_validator("env")(classmethod(lambda cls, v: check_env_keys(v)))
@@ -300,7 +297,7 @@ class FlagCXOpts(_Strict):
 
 
 from ..flagcx.interface import WORD_RE  # noqa: E402
-from ..flagcx.variant_model import Variant  # noqa: E402  (the variant model lives with the FlagCX facts)
+from ..flagcx.variant_model import Variant, check_make_assignments  # noqa: E402  (the variant model lives with the FlagCX facts)
 
 
 class PerfOpts(_Strict):

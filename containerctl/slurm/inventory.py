@@ -25,10 +25,10 @@ import re
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, \
+from pydantic import BaseModel, ConfigDict, Field, field_validator, \
     model_validator
 
-from ..errors import NotFound, ProfileError, UsageError
+from ..errors import NotFound, UsageError
 
 HINT = "see examples/slurm-ci.yaml for the shape of a Slurm inventory"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,39}$")
@@ -141,22 +141,14 @@ def scheduler_of(path: str | Path) -> str | None:
 
 
 def load(path: str | Path) -> SlurmInventory:
-    from ..profiles import format_validation, read_yaml
+    from ..profiles import load_located
     p = Path(path)
     if not p.is_file():
         raise NotFound(f"inventory {p} does not exist", f"write one ({HINT})")
-    data, loc = read_yaml(p)
-    if data.get("scheduler") != "slurm":
-        raise UsageError(f"{p}: scheduler {data.get('scheduler')!r} is not supported",
-                         "write `scheduler: slurm`, or leave `scheduler` out for an ssh-mesh "
-                         "inventory (examples/hosts-*.yaml)")
-    data = {k: v for k, v in data.items() if k != "source_file"}
-    try:
-        inv = SlurmInventory.model_validate(data)
-    except ValidationError as exc:
-        raise format_validation(exc, loc, None, root=SlurmInventory, missing_hint=f"({HINT})",
-                                type_hint=HINT) from None
-    except ValueError as exc:  # pragma: no cover - pydantic wraps validators' errors
-        raise ProfileError(f"{p}: {exc}", HINT) from None
-    inv.source_file = str(p)
-    return inv
+
+    def slurm_only(data: dict) -> None:
+        if data.get("scheduler") != "slurm":
+            raise UsageError(f"{p}: scheduler {data.get('scheduler')!r} is not supported",
+                             "write `scheduler: slurm`, or leave `scheduler` out for an ssh-mesh "
+                             "inventory (examples/hosts-*.yaml)")
+    return load_located(SlurmInventory, p, HINT, slurm_only)
