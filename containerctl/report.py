@@ -83,6 +83,16 @@ def run_label(run: dict[str, Any]) -> str:
     return str(run.get("label") or run.get("profile") or run.get("platform") or run["run_id"])
 
 
+
+SERIES_HEADER = ("size", "time (s)", "algbw (GB/s)", "busbw (GB/s)")
+
+
+def series_cells(s: dict) -> list[list[str]]:
+    """One perf series' rows as the cells every document format shows (markdown, HTML)."""
+    return [[human_size(r["size"]), fmt_num(r.get("time_s"), ".6f"), fmt_bw(r.get("algbw")),
+             fmt_bw(r.get("busbw"))] for r in s["rows"]]
+
+
 def perf_series(run: dict[str, Any], coll: str | None = None, *, all_sweeps: bool = False) -> list[dict[str, Any]]:
     """Perf data of a run as a flat list: {stage, coll, nranks, datatype, op, rows}. With
     all_sweeps=False, only each collective's primary sweep (float/sum, or the header-less one)."""
@@ -341,10 +351,8 @@ def render_markdown(runs: list[dict[str, Any]], coll: str | None = None) -> str:
                 lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in vrows] + [""]
         for s in perf_series(run, coll, all_sweeps=True):
             lines += [f"### {_md_cell(_series_title(run, s))}", "",
-                      "| size | time (s) | algbw (GB/s) | busbw (GB/s) |", "| ---: | ---: | ---: | ---: |"]
-            for r in s["rows"]:
-                lines.append(f"| {human_size(r['size'])} | {fmt_num(r.get('time_s'), '.6f')} | {fmt_bw(r.get('algbw'))} | "
-                             f"{fmt_bw(r.get('busbw'))} |")
+                      "| " + " | ".join(SERIES_HEADER) + " |", "| ---: | ---: | ---: | ---: |"]
+            lines += ["| " + " | ".join(cells) + " |" for cells in series_cells(s)]
             lines.append("")
         checks = all_checks(run)
         if checks:
@@ -618,11 +626,10 @@ def render_html(runs: list[dict[str, Any]], coll: str | None = None, *, plot: bo
         from .results.train import html_section as _train_html   # start-up: 3 ms (statistics), html only
         parts.append(_train_html(run, _h))
         for s in perf_series(run, coll, all_sweeps=True):
-            parts.append(f"<h3>{_h(_series_title(run, s))}</h3><table><tr><th>size</th><th>time (s)</th>"
-                         "<th>algbw (GB/s)</th><th>busbw (GB/s)</th></tr>")
-            for r in s["rows"]:
-                parts.append(f"<tr><td class=n>{_h(human_size(r['size']))}</td><td class=n>{fmt_num(r.get('time_s'), '.6f')}</td>"
-                             f"<td class=n>{fmt_bw(r.get('algbw'))}</td><td class=n>{fmt_bw(r.get('busbw'))}</td></tr>")
+            parts.append(f"<h3>{_h(_series_title(run, s))}</h3><table><tr>"
+                         + "".join(f"<th>{h}</th>" for h in SERIES_HEADER) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td class=n>{_h(c)}</td>" for c in cells) + "</tr>"
+                      for cells in series_cells(s)]
             parts.append("</table>")
         checks = all_checks(run)
         if checks:

@@ -427,3 +427,24 @@ def test_real_run_diverging_and_stalled_variants_fail():
     c = {x["name"]: x for x in checks}
     assert c["train iterations"]["ok"] is False
     assert c["train job"]["ok"] is False and "stall" in c["train job"]["detail"]
+
+
+def test_real_h100_pipeline_failure_names_its_cause():
+    """containerctl's own pipeline on an H100 (deps -> build -> torch -> train, 2026-12-06): the
+    nvidia-h200 profile's container lacked /sbin/ldconfig, which torch's inductor runs; the job
+    died before iteration 1. The stage log as recorded: FAIL naming the job's last words, the stop
+    still checked, nothing left on the GPU."""
+    text = (REAL / "h100-containerctl-train-no-ldconfig.log").read_text()
+    m, checks, _ = judge(text, {"backend": "flagcx", "iterations": 30})
+    c = {x["name"]: x for x in checks}
+    assert c["train iterations"]["ok"] is False
+    assert c["train job"]["ok"] is False
+    assert "0 of 30 iterations" in c["train job"]["detail"]
+    assert "/sbin/ldconfig" in c["train job"]["detail"]
+    assert c["train stop"]["ok"] is True and "none on the GPU" in c["train stop"]["detail"]
+    # the fix went into the profile: both halves of Ubuntu's ldconfig are mounted
+    prof = (Path(__file__).parent.parent / "profiles" / "nvidia-h200.yaml").read_text()
+    assert "/sbin/ldconfig:/sbin/ldconfig:ro" in prof and "/sbin/ldconfig.real:" in prof
+    # and with it the same pipeline passed the train stage (summary as printed, -q)
+    passed = (REAL / "h100-containerctl-run-passed.txt").read_text()
+    assert "train  passed" in passed and "7 checks passed" in passed

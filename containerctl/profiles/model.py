@@ -458,7 +458,7 @@ class TrainOpts(_Strict):
     train_samples: int = 0            # 0: the example's (runbook preset)
     data_path: str = ""               # data prefix (runbook preset)
     tokenizer_path: str = ""          # tokenizer dir (runbook preset)
-    exp_dir: str = "./outputs_cctl_train"   # each run gets its own run-<time>-<backend> folder
+    exp_dir: str = "./outputs_cctl_train"   # under the workspace (the stage runs there); a run-<time>-<backend> folder each
     # apply FlagScale's Megatron patches where the Megatron found is unpatched (true/false: yes/no)
     unpatch: Literal["auto", "yes", "no"] = "auto"
     poll_seconds: float = Field(5.0, gt=0)        # between looks at the job's log
