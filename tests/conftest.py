@@ -19,6 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # children exec with SIGINT at its default.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# Likewise SIGHUP: under `nohup` every child starts with SIGHUP ignored, and containerctl rightly
+# leaves an ignored SIGHUP alone (the user asked for it), so the SIGHUP tests would meet a CLI
+# that the user told to survive a closed terminal; the first one's stage then ran on and held the
+# container's lock through the next tests. The CLIs the tests start meet SIGHUP at its default.
+if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

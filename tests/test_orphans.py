@@ -72,11 +72,11 @@ def built(selftest_image, tmp_path_factory):
         get_engine().remove_volume(f"{name}-workspace")
 
 
-def start_slow_perf(b) -> subprocess.Popen:
+def start_slow_perf(b, preexec=None) -> subprocess.Popen:
     env = dict(os.environ, CONTAINERCTL_HOME=str(b.home))
     p = subprocess.Popen([EXE, "exec-stage", "perf", "--name", b.name, "-q", *SLOW_PERF],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=preexec)
     try:
         wait_for(lambda: any("perf_" in x for x in mpi_procs(b.engine, b.name))
                  and any("mpirun" in x for x in mpi_procs(b.engine, b.name)), 180,
@@ -92,6 +92,23 @@ def new_run(home, before: set) -> tuple[str, dict]:
     new = {k: v for k, v in runs(home).items() if k not in before}
     assert len(new) == 1, new
     return next(iter(new.items()))
+
+
+@pytest.mark.slow
+def test_under_nohup_a_sighup_changes_nothing(built):
+    """A CLI started with SIGHUP ignored (`nohup containerctl …`) was told to outlive its terminal:
+    SIGHUP neither interrupts it nor its stage; Ctrl-C still does."""
+    p = start_slow_perf(built, preexec=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        p.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert p.poll() is None, p.communicate()
+        assert mpi_procs(built.engine, built.name), "the stage should run on under nohup"
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (p.returncode, out, err)
+    wait_for(lambda: not mpi_procs(built.engine, built.name), 30, "ranks left after Ctrl-C")
 
 
 @pytest.mark.slow
