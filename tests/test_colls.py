@@ -2,6 +2,7 @@
 the real checkouts), the parser's busbw table taken from it, the earlier spelling read as an alias."""
 from __future__ import annotations
 
+import json
 import re
 import tarfile
 from pathlib import Path
@@ -79,24 +80,42 @@ def test_a_core_sendrecv_run_is_judged_against_its_reference():
     assert [c["name"] for c in ref] == ["ref core_sendrecv busbw 1M"] and ref[0]["ok"] is True
 
 
-@pytest.mark.skipif(not CHECKOUTS, reason="no FlagCX checkout tarballs in .device/")
-@pytest.mark.parametrize("tarball", CHECKOUTS, ids=lambda p: p.name)
-def test_the_spelling_is_flagcxs_own(tarball):
-    """Every collective's perf test exists under that name in the real checkouts (put/get/… are
-    newer than v0.10.0), and every perf test there that prints a bus bandwidth is a known one."""
+# What FlagCX's own checkouts hold under test/perf (names, and whether the source prints a bus
+# bandwidth), captured from release tarballs of the public repository (v0.10.0, v0.13.0, main at
+# the commit named): facts read from the checkouts, no FlagCX code.
+FACTS_FILE = Path(__file__).parent / "fixtures" / "flagcx-perf-tests.json"
+FACTS = json.loads(FACTS_FILE.read_text())
+
+
+def _facts_of(tarball) -> dict:
     with tarfile.open(tarball) as tf:
-        names = tf.getnames()
-        srcs = {}
-        for n in names:
+        out = {}
+        for n in tf.getnames():
             m = re.search(r"/test/perf/(?:host_api/)?test_(\w+)\.cpp$", n)
             if m:
-                srcs[m.group(1)] = n
-        assert srcs, f"no perf tests in {tarball.name}"
-        assert set(DEFAULT_COLLS) <= set(srcs)
-        assert {"core_sendrecv", "ipc_sendrecv"} <= set(srcs)
-        for name in srcs:
-            text = tf.extractfile(srcs[name]).read().decode(errors="replace")
-            if "Bus bandwidth" in text and name not in COLLS:
-                pytest.fail(f"{tarball.name}: test_{name}.cpp measures a bus bandwidth but is not in flagcx/colls.py")
-        if "v0.10" not in tarball.name:
-            assert set(KNOWN_COLLS) <= set(srcs)
+                text = tf.extractfile(n).read().decode(errors="replace")
+                out[m.group(1)] = {"path": n.split("/", 1)[1], "bus_bandwidth": "Bus bandwidth" in text}
+        return out
+
+
+@pytest.mark.parametrize("checkout", sorted(FACTS), ids=str)
+def test_the_spelling_is_flagcxs_own(checkout):
+    """Every collective's perf test exists under that name in the real checkouts (put/get/… are
+    newer than v0.10.0), and every perf test there that prints a bus bandwidth is a known one."""
+    srcs = FACTS[checkout]["perf_tests"]
+    assert srcs, f"no perf tests in {checkout}"
+    assert set(DEFAULT_COLLS) <= set(srcs)
+    assert {"core_sendrecv", "ipc_sendrecv"} <= set(srcs)
+    for name, f in srcs.items():
+        if f["bus_bandwidth"] and name not in COLLS:
+            pytest.fail(f"{checkout}: {f['path']} measures a bus bandwidth but is not in flagcx/colls.py")
+    if "v0.10" not in checkout:
+        assert set(KNOWN_COLLS) <= set(srcs)
+
+
+@pytest.mark.skipif(not CHECKOUTS, reason="refreshing the captured facts needs the FlagCX tarballs "
+                    "in .device/ (never committed); the facts themselves are tested above")
+@pytest.mark.parametrize("tarball", CHECKOUTS, ids=lambda p: p.name)
+def test_the_captured_facts_match_the_checkout(tarball):
+    assert FACTS.get(tarball.name, {}).get("perf_tests") == _facts_of(tarball), \
+        f"tests/fixtures/flagcx-perf-tests.json is stale for {tarball.name}: capture it again"
