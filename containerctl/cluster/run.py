@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import shlex
 import time
-from typing import TYPE_CHECKING, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import __version__
 from ..errors import ContainerctlError, StageError, UsageError
@@ -22,6 +23,7 @@ from .parallel import each
 
 if TYPE_CHECKING:
     from . import Cluster
+    from ..stages.locks import ContainerLock
 
 MESH_DIR = "/var/tmp/containerctl"
 Echo = Callable[[str, str], None]
@@ -34,6 +36,36 @@ def kill_stage(h: Host, stage: str) -> None:
     d = f"{IN_CONTAINER_DIR}/{stage}"
     h.engine.exec(h.container, ["bash", "-c", f'[ -f {d}/kill.sh ] && bash {d}/kill.sh '
                                               f'{d}/session "" || true'])
+
+
+@contextmanager
+def hold_hosts(cl: "Cluster", what: str) -> Iterator[dict[str, "ContainerLock"]]:
+    """Every host's container run lock (stages/locks.py, the one a single-host run holds), taken
+    before anything runs and held to the end: {host name: lock}. Taken one after another in one
+    fixed order (engine URL, then container name), so two cluster runs over overlapping hosts
+    queue instead of each holding a part; a busy host refuses the whole run (exit 2, naming the
+    host and the holder) and the locks already taken are given back. Released on every way out
+    (passed, failed, Ctrl-C), after what the body's own guard does on its way out."""
+    from ..stages.locks import ContainerLock
+    for h in cl.hosts:
+        cl.require(h)
+    locks: dict[str, ContainerLock] = {}
+    try:
+        for h in sorted(cl.hosts, key=lambda h: (h.docker, h.container)):
+            lock = ContainerLock(h.engine, h.container, "cluster",
+                                 f"{what} of cluster {cl.name} (host {h.name})",
+                                 on_note=lambda m, n=h.name: cl.progress(n, m),
+                                 flagcx_dir=h.profile.flagcx.dir.rstrip("/"))
+            try:
+                lock.acquire()
+            except UsageError as exc:
+                raise UsageError(f"host {h.name}: {exc.message}; nothing was started on any "
+                                 "host", exc.hint) from None
+            locks[h.name] = lock
+        yield locks
+    finally:
+        for lock in reversed(list(locks.values())):
+            lock.release()
 
 
 def build(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
@@ -56,7 +88,7 @@ def build(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
                         status=(lambda m, n=h.name: cl.progress(n, m)) if stream else None)
         explicit = tuple(stages) != ("deps", "build")
         run_id, outcomes = pipe.run(pipe.select(only=list(stages)), force=force,
-                                    explicit=explicit)
+                                    explicit=explicit, lock=locks[h.name])
         durations[h.name] = {}
         for o in outcomes:
             d = float((o.record or {}).get("duration_s") or 0.0)
@@ -71,8 +103,9 @@ def build(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
 
     t0 = time.monotonic()
     try:
-        out = each(hosts, one, what="deps and build",
-                   on_interrupt=lambda h: [kill_stage(h, s) for s in stages])
+        with hold_hosts(cl, ",".join(stages)) as locks:
+            out = each(hosts, one, what="deps and build",
+                       on_interrupt=lambda h: [kill_stage(h, s) for s in stages])
     finally:
         # per phase: the slowest host's stage (they ran side by side)
         for st in stages:
@@ -249,7 +282,9 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     """Verify the mesh and MPICH (unless `checked`: they just were), then the hetero stage
     through the runner's one executor: `hetero-build` on every host at once (a record per
     host), then `hetero` on the first host with the multi-host launch plugged in (launch.py's
-    argv, every rank's own output file gathered from every host). Returns (run id, record)."""
+    argv, every rank's own output file gathered from every host). Returns (run id, record).
+    Every host's run lock is held from before the first check to after the cleanup: no stage
+    from any home runs in a host's container meanwhile, and a busy host refuses the run."""
     from ..results import store
     from ..stages.catalog import get_def
     from ..results.model import Status
@@ -261,88 +296,93 @@ def hetero(cl: "Cluster", options: dict | None = None, echo: Echo | None = None,
     echo = echo or (lambda _s, _l: None)
     sd_build, sd = get_def("hetero-build"), get_def("hetero")
     hosts = cl.hosts
-    if not checked:
-        for w in cl.warnings():
-            cl.warn(w)
-    check_built(cl)
-    if not checked:
-        cl.verify()
-        cl.ensure_mpich()
-    total = sum(h.slots for h in hosts)
-    profiles = list(dict.fromkeys(h.profile.name for h in hosts))
-    platforms = list(dict.fromkeys(h.profile.platform for h in hosts))
-    run_id = store.new_run_id(f"{cl.name}-hetero")
-    meta = store.run_record(run_id, status=Status.RUNNING, profile="+".join(profiles),
-                            platform="+".join(platforms),
-                            container=",".join(h.container for h in hosts), started=now(),
-                            stages=["hetero"], cluster=cl.name, hosts=[h.name for h in hosts])
-    store.write_run(meta)
-    c = cl.inv.cluster
-    show = len(hosts) == 1
-    outcomes: list = []
-    rec: dict = {}
+    with hold_hosts(cl, "hetero") as locks:
+        if not checked:
+            for w in cl.warnings():
+                cl.warn(w)
+        check_built(cl)
+        if not checked:
+            cl.verify()
+            cl.ensure_mpich()
+        total = sum(h.slots for h in hosts)
+        profiles = list(dict.fromkeys(h.profile.name for h in hosts))
+        platforms = list(dict.fromkeys(h.profile.platform for h in hosts))
+        run_id = store.new_run_id(f"{cl.name}-hetero")
+        meta = store.run_record(run_id, status=Status.RUNNING, profile="+".join(profiles),
+                                platform="+".join(platforms),
+                                container=",".join(h.container for h in hosts), started=now(),
+                                stages=["hetero"], cluster=cl.name, hosts=[h.name for h in hosts])
+        store.write_run(meta)
+        for h in hosts:     # a run whose CLI dies is closed by the next command taking the lock
+            locks[h.name].mark(run_id, str(store.run_dir(run_id)))
+        c = cl.inv.cluster
+        show = len(hosts) == 1
+        outcomes: list = []
+        rec: dict = {}
 
-    def finish(crash: store.Crash) -> None:
-        cleanup(cl, run_id, lambda prefix, text: echo("hetero", prefix + text))
-        store.end_run(meta, Status(run_status(outcomes, ["hetero"], crash.status)), now())
-    with store.crash_status(finish):
-        bt0 = time.monotonic()
+        def finish(crash: store.Crash) -> None:
+            cleanup(cl, run_id, lambda prefix, text: echo("hetero", prefix + text))
+            store.end_run(meta, Status(run_status(outcomes, ["hetero"], crash.status)), now())
+        with store.crash_status(finish):
+            bt0 = time.monotonic()
 
-        def build_one(h: Host):
-            t1 = time.monotonic()
-            pipe = Pipeline(h.engine, h.profile, h.container, options,
-                            echo=(lambda st, ln, n=h.name: echo("hetero", f"[{n}] {ln}"))
-                            if show else None)
-            name = f"hetero-build-{h.name}"
-            oc = pipe.run_one(sd_build, run_id, force=True, plug=StagePlug(
-                name=name, env={"CCTL_CLUSTER_MPI_HOME": c.mpi_home}))
-            log = store.run_dir(run_id) / "logs" / f"{name}.log"
-            text = log.read_text(errors="replace") if log.is_file() else ""
-            if oc.status == "passed":
-                read_build_output(h, text)
-                cl.progress(h.name, f"perf tests built ({len(h.bins)} binaries) "
-                                    f"{time.monotonic() - t1:.1f}s")
+            def build_one(h: Host):
+                t1 = time.monotonic()
+                pipe = Pipeline(h.engine, h.profile, h.container, options,
+                                echo=(lambda st, ln, n=h.name: echo("hetero", f"[{n}] {ln}"))
+                                if show else None)
+                pipe.run_token = locks[h.name].token    # the holder's watchdog knows its processes
+                name = f"hetero-build-{h.name}"
+                oc = pipe.run_one(sd_build, run_id, force=True, plug=StagePlug(
+                    name=name, env={"CCTL_CLUSTER_MPI_HOME": c.mpi_home}))
+                log = store.run_dir(run_id) / "logs" / f"{name}.log"
+                text = log.read_text(errors="replace") if log.is_file() else ""
+                if oc.status == "passed":
+                    read_build_output(h, text)
+                    cl.progress(h.name, f"perf tests built ({len(h.bins)} binaries) "
+                                        f"{time.monotonic() - t1:.1f}s")
+                else:
+                    cl.progress(h.name, f"perf tests not built: {oc.message} (log {log})")
+                return oc
+            built = each(hosts, build_one, what="building the perf tests",
+                         on_interrupt=lambda h: kill_stage(h, f"hetero-build-{h.name}"))
+            cl.progress.timings["perf-build"] = round(time.monotonic() - bt0, 3)
+            first = Pipeline(hosts[0].engine, hosts[0].profile, hosts[0].container,
+                             dict(options, nranks=total), echo=echo)
+            first.run_token = locks[hosts[0].name].token
+            hosts_check = {"name": "hosts", "ok": True, "detail": f"{total} ranks across "
+                           f"{len(hosts)} hosts (" + ", ".join(f"{h.name}={h.address}:{h.slots}"
+                                                               for h in hosts) + ")",
+                           "evidence": False}   # where it ran, no measurement: never a pass alone
+            host_metrics = [{"name": h.name, "address": h.address, "profile": h.profile.name,
+                             "platform": h.profile.platform, "slots": h.slots, "mpich": h.mpich,
+                             "docker": h.docker} for h in hosts]
+            bad = [(h, oc) for h, oc in zip(hosts, built) if oc.status != "passed"]
+            if bad:
+                h, boc = bad[0]
+                oc = StageOutcome("hetero", "failed" if boc.status == "failed" else boc.status,
+                                  f"not run: the perf tests did not build on host {h.name}: "
+                                  f"{boc.message}")
+                rec = first._record(run_id, sd, oc, 0.0, None, metrics={"hosts": host_metrics},
+                                    checks=[hosts_check], repro=repro(cl, None))
+                oc.record = rec
+                outcomes = [oc]
             else:
-                cl.progress(h.name, f"perf tests not built: {oc.message} (log {log})")
-            return oc
-        built = each(hosts, build_one, what="building the perf tests",
-                     on_interrupt=lambda h: kill_stage(h, f"hetero-build-{h.name}"))
-        cl.progress.timings["perf-build"] = round(time.monotonic() - bt0, 3)
-        first = Pipeline(hosts[0].engine, hosts[0].profile, hosts[0].container,
-                         dict(options, nranks=total), echo=echo)
-        hosts_check = {"name": "hosts", "ok": True, "detail": f"{total} ranks across "
-                       f"{len(hosts)} hosts (" + ", ".join(f"{h.name}={h.address}:{h.slots}"
-                                                           for h in hosts) + ")",
-                       "evidence": False}   # where it ran, not a measurement: never a pass alone
-        host_metrics = [{"name": h.name, "address": h.address, "profile": h.profile.name,
-                         "platform": h.profile.platform, "slots": h.slots, "mpich": h.mpich,
-                         "docker": h.docker} for h in hosts]
-        bad = [(h, oc) for h, oc in zip(hosts, built) if oc.status != "passed"]
-        if bad:
-            h, boc = bad[0]
-            oc = StageOutcome("hetero", "failed" if boc.status == "failed" else boc.status,
-                              f"not run: the perf tests did not build on host {h.name}: "
-                              f"{boc.message}")
-            rec = first._record(run_id, sd, oc, 0.0, None, metrics={"hosts": host_metrics},
-                                checks=[hosts_check], repro=repro(cl, None))
-            oc.record = rec
-            outcomes = [oc]
-        else:
-            lt0 = time.monotonic()
-            runs = launch_commands(cl, first.ctx, run_id)
-            env = {"CCTL_HOSTFILE": mpich_hostfile([(h.address or h.name, h.slots)
-                                                    for h in hosts]).rstrip("\n"),
-                   "CCTL_STAGE_DIR": f"{MESH_DIR}/hetero/{run_id}",
-                   "CCTL_SSH_PORT": str(c.ssh_port), "CCTL_RUN_COUNT": str(len(runs))}
-            for i, r in enumerate(runs):
-                env[f"CCTL_RUN_{i}_COLL"] = r["coll"]
-                env[f"CCTL_RUN_{i}_ARGV"] = as_lines(r["argv"], "the hetero launch")
-                env[f"CCTL_RUN_{i}_RANKDIR"] = r.get("rank_dir", "")
-            rp = repro(cl, {"cluster": {"hostfile": env["CCTL_HOSTFILE"], "runs": runs}})
-            oc = first.run_one(sd, run_id, force=True, plug=StagePlug(
-                env=env, checks_first=[hosts_check], metrics={"hosts": host_metrics},
-                repro=rp))
-            cl.progress.timings["launch"] = round(time.monotonic() - lt0, 3)
-            rec = oc.record
-            outcomes = [oc]
-    return run_id, rec
+                lt0 = time.monotonic()
+                runs = launch_commands(cl, first.ctx, run_id)
+                env = {"CCTL_HOSTFILE": mpich_hostfile([(h.address or h.name, h.slots)
+                                                        for h in hosts]).rstrip("\n"),
+                       "CCTL_STAGE_DIR": f"{MESH_DIR}/hetero/{run_id}",
+                       "CCTL_SSH_PORT": str(c.ssh_port), "CCTL_RUN_COUNT": str(len(runs))}
+                for i, r in enumerate(runs):
+                    env[f"CCTL_RUN_{i}_COLL"] = r["coll"]
+                    env[f"CCTL_RUN_{i}_ARGV"] = as_lines(r["argv"], "the hetero launch")
+                    env[f"CCTL_RUN_{i}_RANKDIR"] = r.get("rank_dir", "")
+                rp = repro(cl, {"cluster": {"hostfile": env["CCTL_HOSTFILE"], "runs": runs}})
+                oc = first.run_one(sd, run_id, force=True, plug=StagePlug(
+                    env=env, checks_first=[hosts_check], metrics={"hosts": host_metrics},
+                    repro=rp))
+                cl.progress.timings["launch"] = round(time.monotonic() - lt0, 3)
+                rec = oc.record
+                outcomes = [oc]
+        return run_id, rec

@@ -215,17 +215,22 @@ class Pipeline:
                              self.options.get("source"))
 
     def run(self, stages: list[StageDef], force: bool = False, run_id: str | None = None,
-            explicit: bool = False) -> tuple[str, list[StageOutcome]]:
+            explicit: bool = False, lock=None) -> tuple[str, list[StageOutcome]]:
+        """`lock`: the container's lock, already taken by the caller (the cluster takes every
+        host's in one order before anything runs) and released by it; else taken here."""
         from ..results import store
         if not stages:
             raise UsageError("no stage to run", "name a stage: containerctl stages")
+        from contextlib import nullcontext
         from .locks import ContainerLock
         # the lock lives in the container (any home sees it) and is held for the whole run;
         # its holder reads the container's stage state and source marker on the way
-        lock = ContainerLock(self.engine, self.container, self.options.get("command", "run"),
-                             ",".join(s.name for s in stages), on_note=self.status,
-                             flagcx_dir=self.profile.flagcx.dir.rstrip("/"))
-        with lock:
+        held = lock is not None
+        lock = lock or ContainerLock(self.engine, self.container,
+                                     self.options.get("command", "run"),
+                                     ",".join(s.name for s in stages), on_note=self.status,
+                                     flagcx_dir=self.profile.flagcx.dir.rstrip("/"))
+        with (nullcontext(lock) if held else lock):
             self.run_token, self.lock = lock.token, lock
             try:
                 self.reconcile_state((parse_container_state(lock.state_text, self.container_id),

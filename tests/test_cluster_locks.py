@@ -1,0 +1,140 @@
+"""The cluster's hetero stage holds every host's run lock (stages/locks.py, the lock a single-host
+run holds): "containerctl is not alone". Real engine, two cpu-selftest containers on their own
+network (test_cluster.py's fixture), real sshd and MPICH 4.2.3 across them, the selftest stand-in
+(NOT FlagCX); a second CONTAINERCTL_HOME plays the other person."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli
+from test_cluster import two_hosts  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+EXE = str(Path(sys.executable).parent / "containerctl")
+SLOW_HETERO = ["-b", "1K", "-e", "1K", "-n", "300"]        # ~12 s, latency-bound: little CPU
+HETERO_ARGV = "-b 1K -e 1K -f 2 -w 2 -n 300"
+SLOW_PERF = ["--set", "stages.perf.begin=64M", "--set", "stages.perf.end=64M",
+             "--set", "stages.perf.iters=40"]              # ~12 s here
+PERF_ARGV = "-b 64M -e 64M"
+
+
+def _procs(engine, container: str) -> list[str]:
+    """The MPI processes running in the container (ranks, launchers, Hydra proxies)."""
+    _, out = engine.exec_capture(container, ["ps", "-eo", "stat=,args="])
+    return [ln for ln in out.splitlines()
+            if any(w in ln for w in ("perf_", "test_", "mpirun", "mpiexec", "hydra_pmi"))
+            and not ln.lstrip().startswith("Z")]
+
+
+def _start(args: list[str], home: Path | None = None) -> subprocess.Popen:
+    env = dict(os.environ, **({"CONTAINERCTL_HOME": str(home)} if home else {}))
+    return subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+
+
+def _wait_for_ranks(engine, container: str, p: subprocess.Popen, argv: str) -> None:
+    """Until that run's own ranks (their argv holds `argv`) run in the container."""
+    t0 = time.monotonic()
+    while not [ln for ln in _procs(engine, container) if argv in ln]:
+        if p.poll() is not None or time.monotonic() - t0 > 180:
+            out, err = p.communicate()
+            pytest.fail(f"the ranks never ran in {container} (rc {p.returncode}): "
+                        f"{out[-1500:]}{err[-1500:]}")
+        time.sleep(0.2)
+
+
+def _runs(home: Path) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted((home / "results").glob("*/run.json"))]
+
+
+def _perf_at_once(home2: Path, containers: list[str]) -> None:
+    """No lock left: a perf from another home on every host starts and passes (a held lock
+    would refuse it after 3 s with exit 2)."""
+    for c in containers:
+        t0 = time.monotonic()
+        r = cli("exec-stage", "perf", "--name", c, "-q", "--set", "stages.perf.end=4K",
+                env={"CONTAINERCTL_HOME": str(home2)})
+        assert r.returncode == 0, f"{c}: " + r.stdout[-2000:] + r.stderr[-2000:]
+        print(f"perf on {c} from another home right after: {time.monotonic() - t0:.1f}s")
+
+
+def test_hetero_holds_every_hosts_lock(two_hosts, engine, tmp_path):  # noqa: F811
+    name, hosts = two_hosts
+    a, b = f"cctl_{name}_a", f"cctl_{name}_b"
+    home1 = Path(os.environ["CONTAINERCTL_HOME"])
+    home2 = tmp_path / "home2"
+    from containerctl.stages.locks import busy_holder
+    r = cli("cluster", "run", "--hosts", str(hosts), "-b", "1K", "-e", "1K", "-q",
+            timeout=1200)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+
+    # (c) after a passed run no lock is left: a perf on each host runs at once
+    assert busy_holder(engine, a) is None and busy_holder(engine, b) is None
+    _perf_at_once(home2, [a, b])
+
+    # (a) while a hetero run holds the hosts, a perf on host b from another home is refused,
+    # naming the cluster run; the hetero run still passes
+    p = _start(["cluster", "exec-stage", "hetero", "--hosts", str(hosts), "-q", *SLOW_HETERO])
+    try:
+        _wait_for_ranks(engine, b, p, HETERO_ARGV)
+        r = cli("exec-stage", "perf", "--name", b, "-q", env={"CONTAINERCTL_HOME": str(home2)})
+        assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+        err = r.stderr
+        assert f"container {b} is busy: cluster hetero of cluster {name} (host b) by " \
+               f"pid {p.pid}" in err and f"(home {home1})" in err, err
+        assert "Traceback" not in err
+        for c, h in ((a, "a"), (b, "b")):    # any home, and lifecycle, find the holder
+            assert f"hetero of cluster {name} (host {h}) by pid {p.pid}" in \
+                (busy_holder(engine, c) or ""), c
+        assert _procs(engine, b), "the hetero ranks must still be running on b"
+    finally:
+        out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:] + err[-3000:]
+    assert "hetero: passed" in out + err
+    assert _runs(home1)[-1]["status"] == "passed"
+
+    # (b) a hetero run while host b runs a perf stage from another home is refused before
+    # anything starts, naming the holder; the locks already taken (host a's) are given back
+    before = len(_runs(home1))
+    p = _start(["exec-stage", "perf", "--name", b, "-q", *SLOW_PERF], home=home2)
+    try:
+        _wait_for_ranks(engine, b, p, PERF_ARGV)
+        t0 = time.monotonic()
+        r = cli("cluster", "exec-stage", "hetero", "--hosts", str(hosts), "-q")
+        refused_in = time.monotonic() - t0
+        assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+        err = r.stderr
+        assert f"host b: container {b} is busy: exec-stage perf by pid {p.pid}" in err, err
+        assert f"(home {home2})" in err and "nothing was started on any host" in err, err
+        assert "Traceback" not in err
+        assert len(_runs(home1)) == before, "a refused run leaves no record"
+        assert busy_holder(engine, a) is None, "host a's lock must be given back"
+        assert not _procs(engine, a), "nothing may have started on host a"
+        assert _procs(engine, b), "the perf stage must still be running"
+        print(f"hetero refused in {refused_in:.1f}s")
+    finally:
+        out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:] + err[-3000:]
+    assert _runs(home2)[-1]["status"] == "passed"
+
+    # (c) a hetero run interrupted with SIGINT leaves no lock: a perf on each host runs at once
+    p = _start(["cluster", "exec-stage", "hetero", "--hosts", str(hosts), "-q", *SLOW_HETERO])
+    try:
+        _wait_for_ranks(engine, b, p, HETERO_ARGV)
+        time.sleep(1)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=180)
+    assert p.returncode == 130, out[-3000:] + err[-3000:]
+    assert _runs(home1)[-1]["status"] == "interrupted"
+    assert busy_holder(engine, a) is None and busy_holder(engine, b) is None
+    assert not _procs(engine, a) and not _procs(engine, b)
+    _perf_at_once(home2, [a, b])
