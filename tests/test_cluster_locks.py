@@ -146,3 +146,53 @@ def test_hetero_holds_every_hosts_lock(two_hosts, engine, tmp_path):  # noqa: F8
     assert busy_holder(engine, a) is None and busy_holder(engine, b) is None
     assert not _procs(engine, a) and not _procs(engine, b)
     _perf_at_once(home2, [a, b])
+
+
+def test_hosts_are_locked_in_one_order(two_hosts, engine, tmp_path):  # noqa: F811
+    """Whatever order an inventory lists the hosts in, their locks are taken in one order
+    (engine URL, then container name): two cluster runs over the same hosts queue on the first
+    instead of each holding a part. Host a held by someone else: a run whose inventory lists b
+    first waits on a without having taken b, is refused naming a, and b stays free."""
+    import threading
+    import yaml
+    from containerctl.cluster import Cluster
+    from containerctl.cluster.inventory import load_inventory
+    from containerctl.cluster.run import hold_hosts
+    from containerctl.errors import UsageError
+    from containerctl.stages.locks import ContainerLock, busy_holder
+    name, hosts = two_hosts
+    a, b = f"cctl_{name}_a", f"cctl_{name}_b"
+    r = cli("cluster", "up", "--hosts", str(hosts))
+    assert r.returncode == 0, r.stderr[-2000:]
+    inv = yaml.safe_load(hosts.read_text())
+    inv["hosts"].reverse()
+    rev = tmp_path / "reversed.yaml"
+    rev.write_text(yaml.safe_dump(inv, sort_keys=False))
+    cl = Cluster(load_inventory(rev))
+    assert [h.name for h in cl.hosts] == ["b", "a"]
+    other = ContainerLock(engine, a, "exec-stage", "perf").acquire()   # someone's stage on a
+    try:
+        seen: dict = {}
+
+        def probe() -> None:      # while the run waits (up to 3 s) for host a's lock
+            time.sleep(1.5)
+            seen["b"] = busy_holder(engine, b)
+        t = threading.Thread(target=probe)
+        t.start()
+        with pytest.raises(UsageError) as ei:
+            with hold_hosts(cl, "hetero"):
+                pass
+        t.join()
+        assert ei.value.message.startswith(f"host a: container {a} is busy: exec-stage perf by "
+                                           f"pid {os.getpid()}"), ei.value.message
+        assert "nothing was started on any host" in ei.value.message
+        assert seen["b"] is None, f"host b was taken before host a: {seen['b']}"
+        assert busy_holder(engine, b) is None
+        other.release()
+        with hold_hosts(cl, "hetero") as locks:      # a free: both held, then both given back
+            assert sorted(locks) == ["a", "b"]
+            for c, h in ((a, "a"), (b, "b")):
+                assert f"hetero of cluster {name} (host {h})" in (busy_holder(engine, c) or "")
+        assert busy_holder(engine, a) is None and busy_holder(engine, b) is None
+    finally:
+        other.release()
