@@ -4,6 +4,8 @@ pure-Python parser reads the text again, so what is reported (the problem and it
 worded as it always was; the data are built by the same Python constructor either way."""
 from __future__ import annotations
 
+import os
+
 import yaml
 
 
@@ -83,3 +85,19 @@ def construct(node):
 def safe_load(text: str):
     """yaml.safe_load(text), the same data and the same errors."""
     return construct(compose(text))
+
+
+def names_a_file(text: str) -> bool:
+    """How a profile or image argument says it is a path, not a name: a .yaml/.yml suffix or a
+    path separator."""
+    return text.endswith((".yaml", ".yml")) or os.sep in text
+
+
+def find_named(dirs, name: str):
+    """The first `<dir>/<name>.yaml` (or .yml) in search order, or None."""
+    for d in dirs:
+        for ext in (".yaml", ".yml"):
+            f = d / f"{name}{ext}"
+            if f.is_file():
+                return f
+    return None

@@ -198,20 +198,18 @@ def load_image(name_or_path: str | os.PathLike | ImageSpec) -> ImageSpec:
         return name_or_path
     text = str(name_or_path)
     p = Path(text).expanduser()
-    if p.suffix in (".yaml", ".yml") or os.sep in text:
+    if yamlio.names_a_file(text):
         if p.is_file():
             return _load_spec_file(p)
         raise ImageError(f"no image spec at {text}", "check the path, or give a name from "
                          "`containerctl image list`")
-    for d in image_dirs():
-        for suffix in (".yaml", ".yml"):
-            f = d / f"{text}{suffix}"
-            if f.is_file():
-                spec = _load_spec_file(f)
-                if spec.name != text:
-                    raise ImageError(f"{spec.where('name')}: name: '{spec.name}' differs from the "
-                                     f"file name '{f.name}'", "make them equal")
-                return spec
+    f = yamlio.find_named(image_dirs(), text)
+    if f:
+        spec = _load_spec_file(f)
+        if spec.name != text:
+            raise ImageError(f"{spec.where('name')}: name: '{spec.name}' differs from the "
+                             f"file name '{f.name}'", "make them equal")
+        return spec
     known = sorted({f.stem for d in image_dirs() if d.is_dir() for f in d.glob("*.y*ml")})
     raise ImageError(f"unknown image '{text}'",
                      (suggest(text, known) or "no image specs found") +

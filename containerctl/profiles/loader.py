@@ -239,16 +239,14 @@ def search_dirs() -> list[Path]:
 
 def find_profile_file(name: str) -> Path:
     p = Path(name)
-    if p.suffix in (".yaml", ".yml") or os.sep in name:
+    if yamlio.names_a_file(name):
         if p.is_file():
             return p
         raise NotFound(f"profile file {name} does not exist", "check the path, or give a "
                        "profile name from `containerctl profile list`")
-    for d in search_dirs():
-        for ext in (".yaml", ".yml"):
-            f = d / f"{name}{ext}"
-            if f.is_file():
-                return f
+    f = yamlio.find_named(search_dirs(), name)
+    if f:
+        return f
     names = sorted(all_profile_names())
     near = difflib.get_close_matches(name, names, n=1)
     hint = f"did you mean `{near[0]}`?" if near else "see `containerctl profile list`"
@@ -484,7 +482,7 @@ def input_files(name: str) -> list[str]:
     cur: str | None = name
     while cur and cur not in seen:
         seen.add(cur)
-        if not (Path(cur).suffix in (".yaml", ".yml") or os.sep in cur):
+        if not yamlio.names_a_file(cur):
             out += [str(d / f"{cur}{ext}") for d in search_dirs() for ext in (".yaml", ".yml")]
         f = find_profile_file(cur)
         out.append(str(f))
