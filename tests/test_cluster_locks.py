@@ -21,9 +21,16 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 EXE = str(Path(sys.executable).parent / "containerctl")
 SLOW_HETERO = ["-b", "1K", "-e", "1K", "-n", "500"]        # ~20 s, latency-bound: little CPU
 HETERO_ARGV = "-b 1K -e 1K -f 2 -w 2 -n 500"
-SLOW_PERF = ["--set", "stages.perf.begin=64M", "--set", "stages.perf.end=64M",
-             "--set", "stages.perf.iters=100"]             # ~20-35 s here
-PERF_ARGV = "-b 64M -e 64M"
+# (b)'s other person: a stage that holds host b's container for a fixed time, whatever the
+# machine's speed (a perf run could end before the refusals were tried: seen on a loaded CI run)
+HOLD_STAGE = """\
+name: hold
+description: holds the container for 30 s (tests/test_cluster_locks.py)
+requires: []
+timeout: 120
+script: "sleep 30"
+parse: null
+"""
 
 
 def _procs(engine, container: str) -> list[str]:
@@ -34,10 +41,11 @@ def _procs(engine, container: str) -> list[str]:
             and not ln.lstrip().startswith("Z")]
 
 
-def _start(args: list[str], home: Path | None = None) -> subprocess.Popen:
+def _start(args: list[str], home: Path | None = None, cwd: Path | None = None
+           ) -> subprocess.Popen:
     env = dict(os.environ, **({"CONTAINERCTL_HOME": str(home)} if home else {}))
     return subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)
+                            text=True, env=env, start_new_session=True, cwd=cwd)
 
 
 def _wait_for_ranks(engine, container: str, p: subprocess.Popen, argv: str) -> None:
@@ -102,19 +110,27 @@ def test_hetero_holds_every_hosts_lock(two_hosts, engine, tmp_path):  # noqa: F8
     assert "hetero: passed" in out + err
     assert _runs(home1)[-1]["status"] == "passed"
 
-    # (b) a hetero run while host b runs a perf stage from another home is refused before
-    # anything starts, naming the holder; the locks already taken (host a's) are given back
+    # (b) a hetero run while host b runs a stage from another home is refused before anything
+    # starts, naming the holder; the locks already taken (host a's) are given back
     before = len(_runs(home1))
-    p = _start(["exec-stage", "perf", "--name", b, "-q", *SLOW_PERF], home=home2)
+    hold = tmp_path / "hold"
+    (hold / "stages").mkdir(parents=True)
+    (hold / "stages" / "05-hold.yaml").write_text(HOLD_STAGE)
+    p = _start(["exec-stage", "hold", "--name", b, "-q"], home=home2, cwd=hold)
     try:
-        _wait_for_ranks(engine, b, p, PERF_ARGV)
+        t0 = time.monotonic()
+        while "exec-stage hold" not in (busy_holder(engine, b) or ""):
+            if p.poll() is not None or time.monotonic() - t0 > 120:
+                out, err = p.communicate()
+                pytest.fail(f"the hold stage never held {b} (rc {p.returncode}): {out}{err}")
+            time.sleep(0.2)
         t0 = time.monotonic()
         r = cli("cluster", "exec-stage", "hetero", "--hosts", str(hosts), "-q")
         refused_in = time.monotonic() - t0
         assert r.returncode == 2, (f"{refused_in:.1f}s, perf rc {p.poll()}: " +
                                    r.stdout[-2000:] + r.stderr[-2000:])
         err = r.stderr
-        assert f"host b: container {b} is busy: exec-stage perf by pid {p.pid}" in err, err
+        assert f"host b: container {b} is busy: exec-stage hold by pid {p.pid}" in err, err
         assert f"(home {home2})" in err and "nothing was started on any host" in err, err
         assert "Traceback" not in err
         assert len(_runs(home1)) == before, "a refused run leaves no record"
@@ -124,10 +140,10 @@ def test_hetero_holds_every_hosts_lock(two_hosts, engine, tmp_path):  # noqa: F8
         # the cluster's deps/build likewise: refused on every host, host a's run not begun
         r = cli("cluster", "exec-stage", "deps", "--hosts", str(hosts), "-q")
         assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
-        assert f"host b: container {b} is busy: exec-stage perf by pid {p.pid}" in r.stderr
+        assert f"host b: container {b} is busy: exec-stage hold by pid {p.pid}" in r.stderr
         assert "Traceback" not in r.stderr
         assert len(_runs(home1)) == before and busy_holder(engine, a) is None
-        assert p.poll() is None, "the perf stage must still be running (make it slower)"
+        assert p.poll() is None, "the hold stage must still be running"
     finally:
         out, err = p.communicate(timeout=600)
     assert p.returncode == 0, out[-3000:] + err[-3000:]
