@@ -99,7 +99,9 @@ def _check_live(frames: list[str], full: str, cols: int, rows: int) -> None:
     tables = [[m.group(1) for ln in f.splitlines() for m in [ROW_RE.match(ln)] if m] for f in live]
     last_sizes = [t[-1] for t in tables if t]
     assert len(set(last_sizes)) >= 3, last_sizes          # the newest row changes as sizes come in
-    assert tables[-1][0] != "16 MiB"
+    # the last frame the live view drew with its table (the one redraw on the way to the summary
+    # may be caught with the table gone: seen once in a loaded CI run)
+    assert [t for t in tables if t][-1][0] != "16 MiB"
     # the end: verdicts, the full table and where the results are
     assert re.search(r"^✓ perf\s+\d+\.\ds 2 checks passed", full, re.M), full[-3000:]
     assert re.search(r"^\s*16 MiB\s+\d+\.\d{6}", full, re.M)
